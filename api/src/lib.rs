@@ -1,0 +1,1 @@
+//! ServiceWithHealthchecks API: types, defaults, validation, conversion. Pure, no I/O.
