@@ -1,0 +1,501 @@
+//! Runs many (target, probe) pairs, each when it is due.
+//!
+//! - One driver task; due times live in a binary heap keyed by `Instant` (no fixed tick), so
+//!   4,000 pairs at a 1 s period cost a few heap operations per probe.
+//! - `next_due = last_start + period`; a pair is never run twice at once (a probe slower than its
+//!   period runs again right after it ends, like the kubelet's ticker dropping ticks).
+//! - First run: `start + initial_delay` (start is e.g. the pod's creation). A pair whose start
+//!   is less than one period ago runs as soon as allowed (a new pod gets a verdict fast); older
+//!   ones (agent restart, bulk add) get a random phase within one period so they don't all fire
+//!   together.
+//! - At most `max_concurrency` probes run at once; due pairs beyond that wait in FIFO order and
+//!   the wait shows up as scheduling lag (`started - due`) in every [`ProbeResult`].
+//! - [`Scheduler::upsert`]/[`Scheduler::remove`] work while running. Results of a removed pair,
+//!   or of a run started before its target or probe kind changed, are dropped.
+//! - Every result goes to the results channel with the hysteresis state ([`Threshold`]) and the
+//!   transition it caused, if any. A full channel holds the scheduler back (backpressure).
+//!
+//! Time is `tokio::time::Instant`, so tests drive it deterministically with paused time.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::probe::{ProbeOutcome, ProbeSpec, ProbeTarget, Prober};
+use crate::threshold::{Threshold, Transition};
+
+/// What the scheduler calls to run one attempt. [`Prober`] is the real one; tests may pass a
+/// closure `Fn(Arc<ProbeSpec>, ProbeTarget) -> BoxFuture<'static, ProbeOutcome>`.
+pub trait ProbeRunner: Send + Sync + 'static {
+    fn run(&self, spec: Arc<ProbeSpec>, target: ProbeTarget) -> BoxFuture<'static, ProbeOutcome>;
+
+    /// Called when a pair is removed or changes target/kind (e.g. to close a persistent
+    /// connection).
+    fn release(&self, _spec: &ProbeSpec, _target: ProbeTarget) {}
+}
+
+impl ProbeRunner for Prober {
+    fn run(&self, spec: Arc<ProbeSpec>, target: ProbeTarget) -> BoxFuture<'static, ProbeOutcome> {
+        let prober = self.clone();
+        Box::pin(async move { prober.probe(&spec, target).await })
+    }
+
+    fn release(&self, spec: &ProbeSpec, target: ProbeTarget) {
+        Prober::release(self, spec, target);
+    }
+}
+
+impl<F> ProbeRunner for F
+where
+    F: Fn(Arc<ProbeSpec>, ProbeTarget) -> BoxFuture<'static, ProbeOutcome> + Send + Sync + 'static,
+{
+    fn run(&self, spec: Arc<ProbeSpec>, target: ProbeTarget) -> BoxFuture<'static, ProbeOutcome> {
+        self(spec, target)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Probes running at once, at most (≥ 1).
+    pub max_concurrency: usize,
+    /// Capacity of the results channel.
+    pub results_capacity: usize,
+    /// Seed for the phase jitter; `None` = from the clock. Set it in tests for repeatability.
+    pub seed: Option<u64>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 512,
+            results_capacity: 4096,
+            seed: None,
+        }
+    }
+}
+
+/// One finished attempt of one pair.
+#[derive(Clone, Debug)]
+pub struct ProbeResult<K> {
+    pub key: K,
+    pub target: ProbeTarget,
+    pub probe: Arc<ProbeSpec>,
+    pub outcome: ProbeOutcome,
+    /// Hysteresis state after this result.
+    pub state: Threshold,
+    /// Set when this result changed the state.
+    pub transition: Option<Transition>,
+    /// When the attempt was due, and when it actually started.
+    pub due: Instant,
+    pub started: Instant,
+    /// `started - due`: time spent waiting for the driver or for a concurrency slot.
+    pub lag: Duration,
+}
+
+enum Command<K> {
+    Upsert {
+        key: K,
+        target: ProbeTarget,
+        spec: Arc<ProbeSpec>,
+        start: Instant,
+    },
+    Remove(K),
+}
+
+/// Handle to a running scheduler; cheap to clone. The scheduler stops when every handle is
+/// dropped or the results receiver is dropped.
+pub struct Scheduler<K> {
+    tx: mpsc::UnboundedSender<Command<K>>,
+}
+
+impl<K> Clone for Scheduler<K> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<K> Scheduler<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    /// Spawns the driver on the current Tokio runtime.
+    pub fn spawn<R: ProbeRunner>(
+        runner: R,
+        config: SchedulerConfig,
+    ) -> (Self, mpsc::Receiver<ProbeResult<K>>) {
+        let (tx, commands) = mpsc::unbounded_channel();
+        let (results_tx, results) = mpsc::channel(config.results_capacity.max(1));
+        let seed = config.seed.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9e37_79b9_7f4a_7c15)
+        });
+        let driver = Driver {
+            runner: Arc::new(runner),
+            max_concurrency: config.max_concurrency.max(1),
+            results: results_tx,
+            rng: SplitMix64(seed),
+            ids: HashMap::new(),
+            entries: HashMap::new(),
+            heap: BinaryHeap::new(),
+            waiting: VecDeque::new(),
+            running: JoinSet::new(),
+            next_id: 0,
+        };
+        tokio::spawn(driver.run(commands));
+        (Self { tx }, results)
+    }
+
+    /// Adds a pair, or updates it. `start` is when the target came up (e.g. pod creation):
+    /// the first probe runs no earlier than `start + spec.initial_delay`.
+    ///
+    /// On update, a different target or probe kind resets the pair to `Unknown` and drops the
+    /// result of a run in progress; other changes (timing, thresholds, name) keep its state and
+    /// apply from the next run.
+    pub fn upsert(
+        &self,
+        key: K,
+        target: ProbeTarget,
+        spec: impl Into<Arc<ProbeSpec>>,
+        start: Instant,
+    ) {
+        let _ = self.tx.send(Command::Upsert {
+            key,
+            target,
+            spec: spec.into(),
+            start,
+        });
+    }
+
+    /// Removes a pair; a result still in flight is dropped.
+    pub fn remove(&self, key: K) {
+        let _ = self.tx.send(Command::Remove(key));
+    }
+
+    /// Whether the driver is still running.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// Converts a wall-clock time (e.g. a pod's `creationTimestamp`) to an `Instant` for
+/// [`Scheduler::upsert`]. Times in the future map to now.
+pub fn instant_from_system(t: SystemTime) -> Instant {
+    let now = Instant::now();
+    match SystemTime::now().duration_since(t) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(now),
+        Err(_) => now,
+    }
+}
+
+struct Entry<K> {
+    key: K,
+    target: ProbeTarget,
+    spec: Arc<ProbeSpec>,
+    start: Instant,
+    threshold: Threshold,
+    /// Bumped when the target or kind changes: results of older runs are dropped.
+    result_epoch: u64,
+    /// Bumped on every (re)schedule: older heap items are stale.
+    sched_epoch: u64,
+    next_due: Instant,
+    last_start: Option<Instant>,
+    state: RunState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    /// Has one valid heap item at `next_due`.
+    Scheduled,
+    /// Due, waiting for a concurrency slot (in `waiting`).
+    Waiting,
+    Running,
+}
+
+struct Done {
+    id: u64,
+    result_epoch: u64,
+    due: Instant,
+    started: Instant,
+    outcome: ProbeOutcome,
+}
+
+struct Driver<K> {
+    runner: Arc<dyn ProbeRunner>,
+    max_concurrency: usize,
+    results: mpsc::Sender<ProbeResult<K>>,
+    rng: SplitMix64,
+    ids: HashMap<K, u64>,
+    entries: HashMap<u64, Entry<K>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    waiting: VecDeque<u64>,
+    running: JoinSet<Done>,
+    next_id: u64,
+}
+
+impl<K> Driver<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command<K>>) {
+        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            self.fire_due(Instant::now());
+            let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
+            if next != armed {
+                sleep.as_mut().reset(next.unwrap_or_else(far));
+                armed = next;
+            }
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.apply(cmd),
+                    None => break,
+                },
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    let done = match done {
+                        Ok(done) => done,
+                        // A probe task panicked or was cancelled: its pair would never run
+                        // again. Probes don't panic on network input; log loudly if one did.
+                        Err(e) => {
+                            tracing::error!(error = %e, "probe task failed");
+                            continue;
+                        }
+                    };
+                    if self.finish(done).await.is_err() {
+                        break;
+                    }
+                },
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                }
+            }
+        }
+        self.running.abort_all();
+    }
+
+    fn apply(&mut self, cmd: Command<K>) {
+        let now = Instant::now();
+        match cmd {
+            Command::Upsert {
+                key,
+                target,
+                spec,
+                start,
+            } => {
+                let Some(&id) = self.ids.get(&key) else {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let due = self.first_due(now, start, &spec);
+                    self.ids.insert(key.clone(), id);
+                    self.entries.insert(
+                        id,
+                        Entry {
+                            key,
+                            target,
+                            spec,
+                            start,
+                            threshold: Threshold::new(SystemTime::now()),
+                            result_epoch: 0,
+                            sched_epoch: 0,
+                            next_due: due,
+                            last_start: None,
+                            state: RunState::Scheduled,
+                        },
+                    );
+                    self.heap.push(Reverse((due, id, 0)));
+                    return;
+                };
+                let Some(entry) = self.entries.get_mut(&id) else {
+                    return;
+                };
+                if entry.target == target && *entry.spec == *spec && entry.start == start {
+                    return;
+                }
+                let reset = entry.target != target || entry.spec.kind != spec.kind;
+                let old_spec = std::mem::replace(&mut entry.spec, spec.clone());
+                let old_target = entry.target;
+                entry.target = target;
+                entry.start = start;
+                let due = if reset {
+                    entry.result_epoch += 1;
+                    entry.threshold.reset(SystemTime::now());
+                    entry.last_start = None;
+                    self.runner.release(&old_spec, old_target);
+                    // Recomputed below (needs &mut self for the jitter).
+                    None
+                } else {
+                    let earliest = start + spec.initial_delay;
+                    Some(match entry.last_start {
+                        Some(last) => (last + spec.period).max(earliest),
+                        None => earliest.max(entry.next_due.min(now + spec.period)),
+                    })
+                };
+                let due = match due {
+                    Some(d) => d,
+                    None => self.first_due(now, start, &spec),
+                };
+                let Some(entry) = self.entries.get_mut(&id) else {
+                    return;
+                };
+                entry.next_due = due;
+                if entry.state == RunState::Scheduled {
+                    entry.sched_epoch += 1;
+                    self.heap.push(Reverse((due, id, entry.sched_epoch)));
+                }
+                // Waiting: keeps its place in line. Running: rescheduled from `next_due` when done.
+            }
+            Command::Remove(key) => {
+                if let Some(id) = self.ids.remove(&key)
+                    && let Some(entry) = self.entries.remove(&id)
+                {
+                    self.runner.release(&entry.spec, entry.target);
+                }
+            }
+        }
+    }
+
+    fn first_due(&mut self, now: Instant, start: Instant, spec: &ProbeSpec) -> Instant {
+        let base = (start + spec.initial_delay).max(now);
+        if now.saturating_duration_since(start) < spec.period {
+            base
+        } else {
+            base + self.rng.below(spec.period)
+        }
+    }
+
+    /// Starts (or queues) every pair due by `now`.
+    fn fire_due(&mut self, now: Instant) {
+        while let Some(Reverse((due, id, epoch))) = self.heap.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            if entry.sched_epoch != epoch || entry.state != RunState::Scheduled {
+                continue;
+            }
+            if self.running.len() < self.max_concurrency {
+                self.start(id);
+            } else {
+                entry.state = RunState::Waiting;
+                self.waiting.push_back(id);
+            }
+        }
+    }
+
+    fn start(&mut self, id: u64) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let started = Instant::now();
+        let due = entry.next_due;
+        entry.state = RunState::Running;
+        entry.last_start = Some(started);
+        let fut = self.runner.run(entry.spec.clone(), entry.target);
+        let result_epoch = entry.result_epoch;
+        self.running.spawn(async move {
+            let outcome = fut.await;
+            Done {
+                id,
+                result_epoch,
+                due,
+                started,
+                outcome,
+            }
+        });
+    }
+
+    /// Handles a finished run; `Err` when nobody listens for results any more.
+    async fn finish(&mut self, done: Done) -> Result<(), ()> {
+        let result = match self.entries.get_mut(&done.id) {
+            None => None, // removed meanwhile
+            Some(entry) => {
+                let next = if done.result_epoch == entry.result_epoch {
+                    done.started + entry.spec.period
+                } else {
+                    entry.next_due
+                };
+                entry.next_due = next.max(entry.start + entry.spec.initial_delay);
+                entry.state = RunState::Scheduled;
+                entry.sched_epoch += 1;
+                self.heap
+                    .push(Reverse((entry.next_due, done.id, entry.sched_epoch)));
+                (done.result_epoch == entry.result_epoch).then(|| {
+                    let transition = entry.threshold.record(
+                        done.outcome.ok,
+                        &done.outcome.message,
+                        SystemTime::now(),
+                        entry.spec.success_threshold,
+                        entry.spec.failure_threshold,
+                    );
+                    ProbeResult {
+                        key: entry.key.clone(),
+                        target: entry.target,
+                        probe: entry.spec.clone(),
+                        state: entry.threshold.clone(),
+                        transition,
+                        due: done.due,
+                        started: done.started,
+                        lag: done.started.saturating_duration_since(done.due),
+                        outcome: done.outcome,
+                    }
+                })
+            }
+        };
+        // A slot is free: start whoever waited longest.
+        while self.running.len() < self.max_concurrency {
+            let Some(id) = self.waiting.pop_front() else {
+                break;
+            };
+            if self
+                .entries
+                .get(&id)
+                .is_some_and(|e| e.state == RunState::Waiting)
+            {
+                self.start(id);
+            }
+        }
+        if let Some(result) = result {
+            self.results.send(result).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+}
+
+/// Small, fast PRNG for phase jitter (quality is irrelevant, spread is what matters).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, d)` at nanosecond resolution; zero for a zero `d`.
+    fn below(&mut self, d: Duration) -> Duration {
+        let nanos = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.next() % nanos)
+    }
+}
