@@ -294,6 +294,9 @@ async fn tls_configs_are_cached_across_probes() {
             .await;
         assert!(out.ok, "{out:?}");
     }
-    assert!(format!("{prober:?}").contains("tls_configs: 1"), "{prober:?}");
+    assert!(
+        format!("{prober:?}").contains("tls_configs: 1"),
+        "{prober:?}"
+    );
     assert_eq!(srv.seen.connections.load(Ordering::SeqCst), 5);
 }

@@ -50,9 +50,10 @@ pub fn pki(names: &[&str]) -> Pki {
 }
 
 pub fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
     let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
     let mut config = ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
@@ -128,7 +129,10 @@ pub async fn start_http(bind: &str, tls: Option<Arc<ServerConfig>>) -> HttpServe
     HttpServer { addr, seen }
 }
 
-async fn handle(seen: Arc<Seen>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    seen: Arc<Seen>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     seen.requests.fetch_add(1, Ordering::SeqCst);
     let host = req
         .headers()
@@ -138,10 +142,16 @@ async fn handle(seen: Arc<Seen>, req: Request<Incoming>) -> Result<Response<Full
         .to_string();
     seen.hosts.lock().unwrap().push(host.clone());
     if let Some(ua) = req.headers().get(http::header::USER_AGENT) {
-        seen.user_agents.lock().unwrap().push(ua.to_str().unwrap_or_default().to_string());
+        seen.user_agents
+            .lock()
+            .unwrap()
+            .push(ua.to_str().unwrap_or_default().to_string());
     }
     if let Some(v) = req.headers().get("x-custom") {
-        seen.custom.lock().unwrap().push(v.to_str().unwrap_or_default().to_string());
+        seen.custom
+            .lock()
+            .unwrap()
+            .push(v.to_str().unwrap_or_default().to_string());
     }
     let redirect = |to: &str| {
         Response::builder()
