@@ -1,1 +1,11 @@
-//! e2e harness
+//! swh-e2e: a real local Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager built from upstream), a pod network in a network namespace, backends
+//! at pod IPs, and helpers for the end-to-end tests in `tests/`.
+
+pub mod backend;
+pub mod controlplane;
+pub mod objects;
+pub mod pki;
+pub mod podnet;
+pub mod process;
+pub mod testenv;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh machine (Debian, as root), and nothing
+# when it is already there: iproute2 for the pod network, PostgreSQL server binaries.
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v runuser >/dev/null || need+=(util-linux)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v go >/dev/null || { echo "prereqs: Go is required to build the control plane" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "prereqs: Rust (cargo) is required" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  echo "prereqs: run as root (the pod network uses network namespaces)" >&2; exit 1
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "prereqs: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+# Debian's postgresql package may start a cluster of its own; the tests start their own servers.
+if command -v pg_lsclusters >/dev/null; then
+  pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1, $2}' | while read -r v c; do
+    pg_ctlcluster "$v" "$c" stop >&2 || true
+  done
+fi

@@ -1,0 +1,88 @@
+//! `swh-local up|down|env`: the local control plane and pod network behind `make up`,
+//! `make down` and `make test`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use swh_e2e::controlplane::{ClusterOptions, LocalCluster};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "swh-local",
+    about = "Run a real local Kubernetes control plane for swh"
+)]
+struct Args {
+    /// Work directory for state, PKI, logs and the kubeconfig.
+    #[arg(long, env = "SWH_LOCAL_DIR", default_value = "target/swh-local")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start etcd, kube-apiserver, kube-controller-manager and the pod network.
+    Up {
+        /// Folder with the control-plane binaries (from e2e/controlplane/build.sh).
+        #[arg(long, env = "SWH_K8S_BIN")]
+        bin_dir: PathBuf,
+        /// Short tag for the network namespace (`swh-TAG`) and veth names; ≤ 8 characters.
+        #[arg(long, default_value = "local")]
+        tag: String,
+        /// Third octet of the 10.250.X.0/30 host↔pod transfer net.
+        #[arg(long, default_value_t = 0)]
+        link: u8,
+        /// Pod range: 10.N.0.0/16 and fd00:10:N::/64.
+        #[arg(long, default_value_t = 244)]
+        pod_range: u8,
+    },
+    /// Stop everything `up` started and remove the work directory.
+    Down,
+    /// Print `export KUBECONFIG=...`.
+    Env,
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = Args::parse();
+    match args.cmd {
+        Cmd::Up {
+            bin_dir,
+            tag,
+            link,
+            pod_range,
+        } => {
+            if tag.is_empty() || tag.len() > 8 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+                anyhow::bail!("--tag {tag:?}: use 1-8 ASCII letters or digits (it names a veth)");
+            }
+            let bin_dir = std::fs::canonicalize(&bin_dir)?;
+            let c = LocalCluster::start(&ClusterOptions {
+                bin_dir,
+                work_dir: args.dir.clone(),
+                tag,
+                link,
+                pod_range,
+            })?;
+            eprintln!(
+                "local control plane ready in {:.1}s: {} (pods: {}, {})",
+                c.startup_secs,
+                c.api_url,
+                c.pod_network.v4_cidr(),
+                c.pod_network.v6_cidr()
+            );
+            println!("export KUBECONFIG={}", c.kubeconfig.display());
+        }
+        Cmd::Down => match LocalCluster::load(&args.dir) {
+            Ok(c) => {
+                c.stop();
+                eprintln!("local control plane stopped");
+            }
+            Err(e) => eprintln!("nothing to stop: {e}"),
+        },
+        Cmd::Env => {
+            let c = LocalCluster::load(&args.dir)?;
+            println!("export KUBECONFIG={}", c.kubeconfig.display());
+        }
+    }
+    Ok(())
+}
