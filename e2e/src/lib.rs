@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod controlplane;
+pub mod identity;
 pub mod objects;
 pub mod pki;
 pub mod podnet;
