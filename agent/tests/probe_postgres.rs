@@ -278,6 +278,19 @@ async fn postgres_queries_credentials_tls_and_timeouts() {
     assert!(!out.ok);
     assert_eq!(out.message, "timeout after 1s");
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The abandoned query was cancelled on the server, not left running.
+    let mut still_running = String::new();
+    for _ in 0..20 {
+        still_running = srv.admin(
+            "select count(*) from pg_stat_activity \
+             where query like '%pg_sleep(5)%' and state = 'active' and pid <> pg_backend_pid()",
+        );
+        if still_running == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(still_running, "0", "timed-out query still running");
     let out = probe(&prober, &srv, pg("select 1")).await;
     assert!(out.ok, "after a timeout: {out:?}");
 

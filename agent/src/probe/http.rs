@@ -256,13 +256,13 @@ fn judge(spec: &HttpSpec, resp: &Response, note: Option<String>) -> Attempt {
         }
         return Err(msg);
     }
-    if let Some(needle) = &spec.body_contains {
-        if !contains(&resp.body, needle.as_bytes()) {
-            return Err(format!(
-                "{msg}, body does not contain {needle:?} (first {} KiB read)",
-                MAX_BODY_BYTES / 1024
-            ));
-        }
+    if let Some(needle) = &spec.body_contains
+        && !contains(&resp.body, needle.as_bytes())
+    {
+        return Err(format!(
+            "{msg}, body does not contain {needle:?} (first {} KiB read)",
+            MAX_BODY_BYTES / 1024
+        ));
     }
     Ok(msg)
 }

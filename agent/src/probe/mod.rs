@@ -171,7 +171,7 @@ impl Prober {
                 ProbeKind::Tcp => tcp::probe(target).await,
                 ProbeKind::Http(h) => http::probe(&self.inner.tls, h, target).await,
                 ProbeKind::Postgres(p) => {
-                    postgres::probe(&self.inner.pg, &self.inner.tls, p, target, spec.timeout).await
+                    postgres::probe(&self.inner.pg, &self.inner.tls, p, target).await
                 }
                 ProbeKind::Grpc(g) => grpc::probe(g, target).await,
             }
@@ -210,7 +210,7 @@ pub fn format_duration(d: Duration) -> String {
             return format!("{}us", d.as_micros());
         }
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         let s = format!("{:.3}", d.as_secs_f64());
@@ -221,10 +221,10 @@ pub fn format_duration(d: Duration) -> String {
 /// Describes an I/O error in words, without the `(os error N)` suffix.
 pub(crate) fn describe_io(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
-    if let Some(inner) = e.get_ref() {
-        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-            return tls::describe(tls);
-        }
+    if let Some(inner) = e.get_ref()
+        && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+    {
+        return tls::describe(tls);
     }
     let text = match e.kind() {
         K::ConnectionRefused => "connection refused",

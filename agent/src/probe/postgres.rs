@@ -9,8 +9,9 @@
 //!   [`super::Prober`]: a query costs ~0.1 ms instead of ~6 ms for a new SCRAM login. A cached
 //!   connection found dead is replaced within the same attempt, so a server restart costs no
 //!   spurious failure once the server is back. [`PgConnection::PerProbe`] logs in every time.
-//! - Bounded by the probe timeout: the caller's `tokio::time::timeout`, plus
-//!   `statement_timeout` on the server so an abandoned query doesn't keep running there.
+//! - Bounded by the probe timeout (the caller's `tokio::time::timeout`). A query abandoned by a
+//!   timeout is cancelled on the server with a cancel request, so it doesn't keep running there.
+//!   No `options` startup parameter is sent (pgbouncer rejects it), only `application_name`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +30,8 @@ pub const DEFAULT_QUERY: &str = "select 1";
 const APPLICATION_NAME: &str = "swh-agent";
 /// Persistent connections unused for this long are closed (their target is likely gone).
 const IDLE_TTL: Duration = Duration::from_secs(300);
+/// Bound for sending a cancel request after a timed-out query.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum PgConnection {
@@ -146,8 +149,71 @@ struct PgKey {
     tls: PgTls,
 }
 
+/// A logged-in session and what is needed to cancel its running query.
+struct Session {
+    client: Client,
+    cancel: CancelCtx,
+}
+
+#[derive(Clone)]
+struct CancelCtx {
+    target: ProbeTarget,
+    /// TLS settings for the cancel connection (`None` = plaintext).
+    tls: Option<(Arc<rustls::ClientConfig>, String)>,
+}
+
+/// Sends a cancel request for the session's running query when dropped while armed (i.e. when
+/// the probe future is dropped by its timeout in the middle of the query).
+struct CancelOnDrop {
+    token: Option<tokio_postgres::CancelToken>,
+    ctx: CancelCtx,
+}
+
+impl CancelOnDrop {
+    fn arm(session: &Session) -> Self {
+        Self {
+            token: Some(session.client.cancel_token()),
+            ctx: session.cancel.clone(),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.token = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ctx = self.ctx.clone();
+        runtime.spawn(async move {
+            let cancel = async {
+                let stream = TcpStream::connect(ctx.target.socket_addr()).await.ok()?;
+                match ctx.tls {
+                    None => token.cancel_query_raw(stream, NoTls).await.ok(),
+                    Some((config, name)) => {
+                        let mut make = MakeRustlsConnect::new((*config).clone());
+                        let connector =
+                            <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::make_tls_connect(
+                                &mut make, &name,
+                            )
+                            .ok()?;
+                        token.cancel_query_raw(stream, connector).await.ok()
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel).await;
+        });
+    }
+}
+
 struct Slot {
-    client: tokio::sync::Mutex<Option<Client>>,
+    session: tokio::sync::Mutex<Option<Session>>,
     last_used: Mutex<Instant>,
 }
 
@@ -164,7 +230,7 @@ impl PgPool {
         self.sweep(&mut slots, now);
         let slot = slots.entry(key).or_insert_with(|| {
             Arc::new(Slot {
-                client: tokio::sync::Mutex::new(None),
+                session: tokio::sync::Mutex::new(None),
                 last_used: Mutex::new(now),
             })
         });
@@ -211,13 +277,12 @@ pub(crate) async fn probe(
     tls: &TlsCache,
     spec: &PostgresSpec,
     target: ProbeTarget,
-    timeout: Duration,
 ) -> Attempt {
     let credentials = spec.credentials.as_ref().map_err(Clone::clone)?;
     match spec.connection {
         PgConnection::PerProbe => {
-            let client = connect(tls, spec, credentials, target, timeout).await?;
-            run_query(&client, spec.query())
+            let session = connect(tls, spec, credentials, target).await?;
+            query(&session, spec.query())
                 .await
                 .map_err(QueryError::into_message)
             // Dropping the client ends the session (Terminate) and closes the socket.
@@ -230,17 +295,17 @@ pub(crate) async fn probe(
                 tls: spec.tls.clone(),
             };
             let slot = pool.slot(key);
-            let mut cached = slot.client.lock().await;
-            // Taken out while in use: if this attempt is cancelled (timeout), the client is dropped
-            // with it and the next attempt reconnects instead of reusing a busy session.
-            if let Some(client) = cached.take().filter(|c| !c.is_closed()) {
-                match run_query(&client, spec.query()).await {
+            let mut cached = slot.session.lock().await;
+            // Taken out while in use: if this attempt is cancelled (timeout), the session is
+            // dropped with it and the next attempt reconnects instead of reusing a busy session.
+            if let Some(session) = cached.take().filter(|s| !s.client.is_closed()) {
+                match query(&session, spec.query()).await {
                     Ok(msg) => {
-                        *cached = Some(client);
+                        *cached = Some(session);
                         return Ok(msg);
                     }
                     Err(QueryError::Answer(msg)) => {
-                        *cached = Some(client);
+                        *cached = Some(session);
                         return Err(msg);
                     }
                     // The session died (server restart, idle kill, network): say nothing yet and
@@ -250,14 +315,14 @@ pub(crate) async fn probe(
                     }
                 }
             }
-            let client = connect(tls, spec, credentials, target, timeout).await?;
-            match run_query(&client, spec.query()).await {
+            let session = connect(tls, spec, credentials, target).await?;
+            match query(&session, spec.query()).await {
                 Ok(msg) => {
-                    *cached = Some(client);
+                    *cached = Some(session);
                     Ok(msg)
                 }
                 Err(QueryError::Answer(msg)) => {
-                    *cached = Some(client);
+                    *cached = Some(session);
                     Err(msg)
                 }
                 Err(QueryError::Session(msg)) => Err(msg),
@@ -266,13 +331,20 @@ pub(crate) async fn probe(
     }
 }
 
+/// Runs the query; cancels it on the server if this future is dropped before it answers.
+async fn query(session: &Session, sql: &str) -> Result<String, QueryError> {
+    let guard = CancelOnDrop::arm(session);
+    let result = run_query(&session.client, sql).await;
+    guard.disarm();
+    result
+}
+
 async fn connect(
     tls: &TlsCache,
     spec: &PostgresSpec,
     credentials: &PgCredentials,
     target: ProbeTarget,
-    timeout: Duration,
-) -> Result<Client, String> {
+) -> Result<Session, String> {
     let db_name = spec
         .db_name
         .as_deref()
@@ -284,11 +356,6 @@ async fn connect(
         .password(&credentials.password)
         .dbname(db_name)
         .application_name(APPLICATION_NAME)
-        .connect_timeout(timeout)
-        .options(format!(
-            "-c statement_timeout={}",
-            timeout.as_millis().max(1)
-        ))
         .ssl_mode(match spec.tls.mode {
             PgTlsMode::Disable => tokio_postgres::config::SslMode::Disable,
             PgTlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -303,7 +370,10 @@ async fn connect(
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        return Ok(client);
+        return Ok(Session {
+            client,
+            cancel: CancelCtx { target, tls: None },
+        });
     }
     let key = TlsKey {
         verify: match spec.tls.mode {
@@ -332,7 +402,13 @@ async fn connect(
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(client)
+    Ok(Session {
+        client,
+        cancel: CancelCtx {
+            target,
+            tls: Some((client_config, name)),
+        },
+    })
 }
 
 enum QueryError {
