@@ -9,4 +9,5 @@ pub mod objects;
 pub mod pki;
 pub mod podnet;
 pub mod process;
+pub mod slices;
 pub mod testenv;

@@ -43,3 +43,31 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Polls `f` every 100 ms until it returns `Some`, panicking after `limit` (a bound against
+/// hanging, not a timing assertion).
+pub async fn wait_for<T, F, Fut>(what: &str, limit: std::time::Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Binaries built by `cargo build --workspace` (swh-controller, swh-agent, swh-webhook, ...).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    dir.join("debug").join(name)
+}
