@@ -253,10 +253,9 @@ async fn https_verification_failures_are_readable() {
     h.host = Some("other.example".into());
     let out = probe(h, srv.addr).await;
     assert!(!out.ok);
-    assert!(
-        out.message.starts_with("tls: certificate verify failed:")
-            && out.message.contains("other.example"),
-        "{out:?}"
+    assert_eq!(
+        out.message,
+        "tls: certificate verify failed: certificate is valid for app.example, not other.example"
     );
     // A CA that isn't PEM.
     let mut h = https("/ok");
@@ -267,6 +266,20 @@ async fn https_verification_failures_are_readable() {
     // Plain HTTP against the TLS port fails rather than hanging.
     let out = probe(get("/ok"), srv.addr).await;
     assert!(!out.ok, "{out:?}");
+    assert!(
+        out.message.starts_with("not a valid HTTP response"),
+        "{out:?}"
+    );
+    // And HTTPS against a plain port says so.
+    let plain = start_http("127.0.0.1:0", None).await;
+    let mut h = https("/ok");
+    h.insecure_skip_verify = true;
+    let out = probe(h, plain.addr).await;
+    assert!(!out.ok);
+    assert!(
+        out.message.contains("is the server speaking TLS"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ pub(crate) async fn probe(spec: &GrpcSpec, target: ProbeTarget) -> Attempt {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| describe_error(&e))?;
+            .map_err(|e| format!("HTTP/2 call failed: {}", describe_error(&e)))?;
         let (parts, mut body) = resp.into_parts();
         if parts.status != StatusCode::OK {
             return Err(format!("HTTP status {}", parts.status));

@@ -345,13 +345,13 @@ where
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| describe_error(&e))?;
+        .map_err(|e| describe_hyper(&e))?;
     let head_only = req.method() == Method::HEAD;
     let exchange = async move {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| describe_error(&e))?;
+            .map_err(|e| describe_hyper(&e))?;
         let (parts, mut body) = resp.into_parts();
         let mut buf: Vec<u8> = Vec::new();
         while !head_only && buf.len() < MAX_BODY_BYTES {
@@ -389,6 +389,14 @@ where
             r = &mut exchange => return r,
             _ = &mut conn, if !conn_done => conn_done = true,
         }
+    }
+}
+
+fn describe_hyper(e: &hyper::Error) -> String {
+    if e.is_parse() {
+        format!("not a valid HTTP response ({e})")
+    } else {
+        describe_error(e)
     }
 }
 

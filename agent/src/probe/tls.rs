@@ -308,6 +308,9 @@ pub(crate) fn describe(e: &rustls::Error) -> String {
             format!("tls: certificate verify failed: {}", describe_cert(c))
         }
         rustls::Error::AlertReceived(a) => format!("tls: server sent alert {a:?}"),
+        rustls::Error::InvalidMessage(_) => {
+            format!("tls: {e} (is the server speaking TLS on this port?)")
+        }
         other => format!("tls: {other}"),
     }
 }
@@ -324,7 +327,11 @@ fn describe_cert(c: &CertificateError) -> String {
             if presented.is_empty() {
                 "no names".to_string()
             } else {
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|p| presented_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             expected.to_str()
         ),
@@ -341,9 +348,22 @@ fn describe_cert(c: &CertificateError) -> String {
     }
 }
 
+/// rustls reports presented names in Debug form (`DnsName("a.example")`); show the name.
+fn presented_name(p: &str) -> &str {
+    p.strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .unwrap_or(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presented_names_read_well() {
+        assert_eq!(presented_name("DnsName(\"a.example\")"), "a.example");
+        assert_eq!(presented_name("10.0.0.1"), "10.0.0.1");
+    }
 
     #[test]
     fn sni_strips_port() {
