@@ -4,7 +4,7 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build up down demo test check-deps fmt crd
+.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint
 
 help:
 	@echo "make demo   # local control plane + smoke check"
@@ -45,6 +45,9 @@ check-deps:
 fmt:
 	cargo fmt --all
 
-test: prereqs check-deps
+lint:
 	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets
+
+test: prereqs check-deps
 	@bash e2e/test.sh
