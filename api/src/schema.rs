@@ -46,6 +46,7 @@ pub fn service_ports(_: &mut SchemaGenerator) -> Schema {
                 "targetPort": {
                     "description": "Number (1..65535) or name (IANA_SVC_NAME) of the port on the pods. Defaults to port.",
                     "x-kubernetes-int-or-string": true,
+                    "maxLength": 15,
                     "x-kubernetes-validations": [{
                         "rule": "type(self) == string || (self >= 1 && self <= 65535)",
                         "message": "targetPort must be a number in 1..65535 or a port name"
@@ -146,6 +147,7 @@ pub fn probe_port(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "Pod port to probe: a number in 1..65535 or the name of a container port.",
         "x-kubernetes-int-or-string": true,
+        "maxLength": 15,
         "x-kubernetes-validations": [{
             "rule": "type(self) == string || (self >= 1 && self <= 65535)",
             "message": "port must be a number in 1..65535 or a container port name"

@@ -132,6 +132,7 @@ pub struct ServiceWithHealthchecksSpec {
 /// Health checks run against every selected pod. All probes must pass (AND).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.probes) || !has(self.periodSeconds) || self.probes.all(p, has(p.periodSeconds) || !has(p.timeoutSeconds) || p.timeoutSeconds <= self.periodSeconds)").message("a probe's timeoutSeconds must not exceed periodSeconds; lower timeoutSeconds or raise periodSeconds").field_path(".probes"))]
 pub struct Healthcheck {
     /// Seconds after the pod's creation before the first probe. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
