@@ -662,7 +662,7 @@ fn status_down(
         cluster_ip: s.cluster_ip.clone(),
         cluster_ips: s.cluster_ips.clone(),
         conditions: s.conditions.clone(),
-        healthcheck_condition: has_counts.then(|| a::HealthcheckCondition {
+        healthcheck_condition: has_counts.then_some(a::HealthcheckCondition {
             observed_generation: s.observed_generation,
             endpoints: s.total_endpoints,
             ready_endpoints: s.published_endpoints,

@@ -306,6 +306,39 @@ mod tests {
                     .is_some()
             );
         }
+        let v = serde_json::to_value(&crd).expect("json");
+        let beta = &v["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"];
+        let es = &beta["status"]["properties"]["endpointStatuses"];
+        assert_eq!(es["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            es["x-kubernetes-list-map-keys"],
+            serde_json::json!(["podName"])
+        );
+        let probes = &es["items"]["properties"]["probes"];
+        assert_eq!(
+            probes["x-kubernetes-list-map-keys"],
+            serde_json::json!(["name"])
+        );
+        let spec_probes = &beta["spec"]["properties"]["healthcheck"]["properties"]["probes"];
+        assert_eq!(
+            spec_probes["x-kubernetes-list-map-keys"],
+            serde_json::json!(["name"])
+        );
+        assert_eq!(spec_probes["maxItems"], 32);
+        let rules = spec_probes["items"]["x-kubernetes-validations"].to_string();
+        for want in [
+            "has(self.http)",
+            "has(self.grpc)",
+            "timeoutSeconds <= self.periodSeconds",
+        ] {
+            assert!(rules.contains(want), "missing CEL rule {want}: {rules}");
+        }
+        let ports = &beta["spec"]["properties"]["ports"];
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            serde_json::json!(["port", "protocol"])
+        );
+        assert_eq!(ports["items"]["properties"]["protocol"]["default"], "TCP");
         let json = serde_json::to_string(&crd).expect("json");
         assert!(!json.contains("\"nullable\""), "nullable must be stripped");
     }

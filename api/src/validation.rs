@@ -1070,3 +1070,20 @@ pub fn warnings(new: &ServiceWithHealthchecks) -> Vec<String> {
     }
     out
 }
+
+/// Validate raw JSON objects of either served version (what an AdmissionReview carries): both
+/// are converted to v1beta1 first. A decoding failure is reported as one error at the root.
+pub fn validate_json(new: serde_json::Value, old: Option<serde_json::Value>) -> Vec<FieldError> {
+    let decode = |v: serde_json::Value| {
+        crate::conversion::to_v1beta1(v).map_err(|e| FieldError {
+            path: "<object>".into(),
+            message: format!("{e}; send a ServiceWithHealthchecks matching the CRD schema"),
+        })
+    };
+    let new = match decode(new) {
+        Ok(n) => n,
+        Err(e) => return vec![e],
+    };
+    let old = old.and_then(|o| decode(o).ok());
+    validate(&new, old.as_ref())
+}

@@ -486,3 +486,24 @@ fn node_port_is_fine_for_node_port_type() {
     let errs = validate(&obj(v), None);
     assert!(errs.is_empty(), "{errs:#?}");
 }
+
+#[test]
+fn validate_json_accepts_both_versions() {
+    let alpha = json!({
+        "apiVersion": "network.deckhouse.io/v1alpha1", "kind": "ServiceWithHealthchecks",
+        "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80}], "selector": {"a": "b"},
+                 "healthcheck": {"probes": [{"mode": "HTTP", "http": {"targetPort": 8080}}]}}
+    });
+    assert!(swh_api::validation::validate_json(alpha.clone(), None).is_empty());
+    let mut bad = alpha;
+    bad["spec"]["healthcheck"]["probes"][0]["mode"] = json!("TCP");
+    let errs = swh_api::validation::validate_json(bad, None);
+    assert!(
+        errs.iter().any(|e| e.path == "spec.healthcheck.probes[0]"),
+        "{errs:?}"
+    );
+    let errs = swh_api::validation::validate_json(json!({"apiVersion": "v1"}), None);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].message.contains("\"v1\""), "{errs:?}");
+}

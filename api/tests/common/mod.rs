@@ -111,11 +111,7 @@ fn check(v: &Value, s: &Value, path: &str, out: &mut Vec<String>) {
                 }
             }
         },
-        Some("boolean") => {
-            if !v.is_boolean() {
-                out.push(format!("{path}: must be a boolean"));
-            }
-        }
+        Some("boolean") if !v.is_boolean() => out.push(format!("{path}: must be a boolean")),
         _ => {}
     }
 }
