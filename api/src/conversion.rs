@@ -14,7 +14,8 @@
 //! - The few v1alpha1 status details v1beta1 has no field for (`healthcheckCondition` that is
 //!   empty or has `activeNodeName`) ride in [`V1ALPHA1_FIELDS`] on v1beta1.
 //!
-//! Round trips are exact in both directions (property-tested).
+//! Round trips are exact in both directions (property-tested). Timestamps are written in the
+//! API server's form (RFC 3339, whole seconds, `Z`), as every Kubernetes client writes them.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,7 @@ use crate::annotations::V1BETA1_FIELDS;
 use crate::{API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, v1alpha1 as a, v1beta1 as b};
 
 /// On v1beta1 objects only: v1alpha1 status details v1beta1 has no field for.
-pub const V1ALPHA1_FIELDS: &str = "network.deckhouse.io/v1alpha1-fields";
+pub const V1ALPHA1_FIELDS: &str = crate::annotations::V1ALPHA1_FIELDS;
 
 /// Why an object could not be converted.
 #[derive(Debug, thiserror::Error)]

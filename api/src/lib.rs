@@ -1,10 +1,22 @@
 //! ServiceWithHealthchecks API: types, defaults, validation, conversion. Pure, no I/O.
 //!
-//! - [`v1alpha1`]: Deckhouse-compatible version (every field of the Deckhouse CRD).
-//! - [`v1beta1`]: our storage version, the one the controller and agent speak.
-//! - [`conversion`]: lossless conversion between them (v1beta1-only data rides in the
-//!   [`annotations::V1BETA1_FIELDS`] annotation on v1alpha1).
-//! - [`validation`], [`defaults`], [`service_to_swh`], [`crd`].
+//! - [`v1alpha1`]: Deckhouse-compatible version (every field of the Deckhouse CRD, union of its
+//!   versions, same JSON names; defaults in the schema).
+//! - [`v1beta1`]: our storage version, the one the controller and agent speak. Every field is an
+//!   `Option` so conversion is exact; use the helpers (`spec.ports()`, `spec.probes()`,
+//!   `spec.service_type()`) and [`defaults`]'s `effective_*` functions for values in force.
+//! - [`conversion`]: `convert(Value, desired_api_version)`, `to_v1beta1(Value)`: lossless both
+//!   ways (v1beta1-only data rides in the [`annotations::V1BETA1_FIELDS`] annotation on v1alpha1).
+//! - [`validation`]: `validate(new, old) -> Vec<FieldError>`, `warnings(new)`, `validate_json`.
+//! - [`defaults`]: `apply(&mut spec)` (Deckhouse defaults, same as the schema's).
+//! - [`service_to_swh`]: `from_service(&Service, probes)` for `kubectl swh migrate`.
+//! - [`crd`]: `crd()` (both versions, storage v1beta1, conversion webhook placeholder) and the
+//!   committed YAML in `config/crd/` (regenerate: `SWH_UPDATE_CRD=1 cargo test -p swh-api crd`).
+//!
+//! Validation layers: the OpenAPI schema (types, enums, ranges, lengths, list-map keys),
+//! CEL rules in the CRD (mode/sub-object match, timeout ≤ period, port ranges, named ports,
+//! ExternalName, nodePort/type, port names) and [`validation::validate`] in the webhook for the
+//! rest (names, addresses, PEM, status ranges, immutability...).
 
 pub mod conversion;
 pub mod crd;
@@ -34,6 +46,8 @@ pub mod annotations {
     pub const ADOPT_SERVICE: &str = "network.deckhouse.io/adopt-service";
     /// On v1alpha1 objects only: JSON with the v1beta1-only data, so that conversion is lossless.
     pub const V1BETA1_FIELDS: &str = "network.deckhouse.io/v1beta1-fields";
+    /// On v1beta1 objects only (rare): v1alpha1 status details v1beta1 has no field for.
+    pub const V1ALPHA1_FIELDS: &str = "network.deckhouse.io/v1alpha1-fields";
     /// kubectl's client-side apply annotation (never copied between objects).
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 }
