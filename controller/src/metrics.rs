@@ -1,0 +1,146 @@
+//! Prometheus metrics (prefix `swh_controller`).
+
+use std::sync::atomic::AtomicI64;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+}
+
+/// The controller's metrics and their registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: Counter,
+    pub failures: Family<ErrorLabels, Counter>,
+    pub duration: Histogram,
+    pub leader: Gauge<i64, AtomicI64>,
+    pub writes: Family<WriteLabels, Counter>,
+    pub orphans_deleted: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("swh_controller");
+        let reconciles = Counter::default();
+        let failures = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let leader = Gauge::<i64, AtomicI64>::default();
+        let writes = Family::<WriteLabels, Counter>::default();
+        let orphans_deleted = Counter::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by error",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciles",
+            duration.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease",
+            leader.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "API writes by kind (service_create, service_apply, status, event, slice_delete)",
+            writes.clone(),
+        );
+        registry.register(
+            "orphan_slices_deleted",
+            "Orphan agent EndpointSlices deleted",
+            orphans_deleted.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            leader,
+            writes,
+            orphans_deleted,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a reconcile and observes its duration when the returned guard drops.
+    pub fn reconcile(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            hist: &self.duration,
+        }
+    }
+
+    pub fn failure(&self, error: &str) {
+        self.failures
+            .get_or_create(&ErrorLabels {
+                error: error.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn write(&self, kind: &str) {
+        self.writes
+            .get_or_create(&WriteLabels { kind: kind.into() })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+}
+
+pub struct ReconcileTimer<'a> {
+    start: Instant,
+    hist: &'a Histogram,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.hist.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exposition_has_the_metrics() {
+        let m = super::Metrics::default();
+        {
+            let _t = m.reconcile();
+        }
+        m.failure("apply_service");
+        m.leader.set(1);
+        let s = m.encode();
+        for name in [
+            "swh_controller_reconciles_total 1",
+            "swh_controller_reconcile_failures_total{error=\"apply_service\"} 1",
+            "swh_controller_reconcile_duration_seconds_count 1",
+            "swh_controller_leader 1",
+        ] {
+            assert!(s.contains(name), "{name} missing in\n{s}");
+        }
+    }
+}
