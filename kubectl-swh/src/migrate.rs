@@ -305,13 +305,8 @@ pub fn propose(svc: &Service, pods: &[PodSource], no_pods: &str) -> Vec<Proposal
             });
         }
     }
-    hoist_timing(&mut out);
     out
 }
-
-/// Period and initial delay shared by every probe move up to `healthcheck`; done in
-/// [`build_swh`]. Here: nothing but a stable order (by name is not wanted: keep discovery order).
-fn hoist_timing(_p: &mut [Proposal]) {}
 
 /// The SWH for `svc` with `proposals`, in `version`, as a YAML value, plus the comment of each
 /// probe in order.
@@ -1166,5 +1161,598 @@ fn patch_params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerPort, ExecAction, GRPCAction, HTTPGetAction, HTTPHeader, Probe as KubeProbe,
+        ServicePort, ServiceSpec, TCPSocketAction,
+    };
+    use kube::api::ObjectMeta;
+
+    fn svc(name: &str, ports: &[(&str, i32, IntOrString)]) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                labels: Some(BTreeMap::from([("app".into(), name.into())])),
+                annotations: Some(BTreeMap::from([
+                    ("team".into(), "payments".into()),
+                    (
+                        swh_api::annotations::LAST_APPLIED.into(),
+                        "{\"big\":\"blob\"}".into(),
+                    ),
+                ])),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some(BTreeMap::from([("app".into(), name.into())])),
+                cluster_ip: Some("10.96.7.7".into()),
+                cluster_ips: Some(vec!["10.96.7.7".into()]),
+                session_affinity: Some("ClientIP".into()),
+                internal_traffic_policy: Some("Cluster".into()),
+                ip_families: Some(vec!["IPv4".into()]),
+                ip_family_policy: Some("SingleStack".into()),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|(n, p, t)| ServicePort {
+                            name: Some(n.to_string()),
+                            port: *p,
+                            protocol: Some("TCP".into()),
+                            target_port: Some(t.clone()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn container(name: &str, ports: &[(&str, i32)], rp: Option<KubeProbe>) -> Container {
+        Container {
+            name: name.into(),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(n, p)| ContainerPort {
+                        name: Some(n.to_string()),
+                        container_port: *p,
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            readiness_probe: rp,
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, app: &str, containers: Vec<Container>) -> PodSource {
+        PodSource {
+            origin: format!("pod {name}"),
+            labels: BTreeMap::from([("app".into(), app.into())]),
+            spec: PodSpec {
+                containers,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn http_probe(port: IntOrString) -> KubeProbe {
+        KubeProbe {
+            http_get: Some(HTTPGetAction {
+                port,
+                path: Some("/healthz".into()),
+                http_headers: Some(vec![
+                    HTTPHeader {
+                        name: "Host".into(),
+                        value: "web.example".into(),
+                    },
+                    HTTPHeader {
+                        name: "X-Probe".into(),
+                        value: "1".into(),
+                    },
+                ]),
+                ..Default::default()
+            }),
+            period_seconds: Some(5),
+            failure_threshold: Some(2),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn http_get_with_named_port_becomes_http_probe() {
+        let s = svc("web", &[("http", 80, IntOrString::String("http".into()))]);
+        let pods: Vec<PodSource> = (0..3)
+            .map(|i| {
+                pod(
+                    &format!("web-{i}"),
+                    "web",
+                    vec![container(
+                        "app",
+                        &[("http", 8080)],
+                        Some(http_probe(IntOrString::String("http".into()))),
+                    )],
+                )
+            })
+            .collect();
+        let p = propose(&s, &pods, "none");
+        assert_eq!(p.len(), 1, "identical probes of 3 pods merge: {p:?}");
+        let probe = &p[0].probe;
+        assert_eq!(probe.name, "http-8080");
+        assert_eq!(probe.mode, ProbeMode::Http);
+        let http = probe.http.as_ref().expect("http");
+        assert_eq!(http.port, IntOrString::Int(8080));
+        assert_eq!(http.path.as_deref(), Some("/healthz"));
+        assert_eq!(http.host.as_deref(), Some("web.example"));
+        assert_eq!(http.http_headers.as_ref().map(Vec::len), Some(1));
+        assert_eq!(probe.failure_threshold, Some(2));
+        assert_eq!(probe.period_seconds, Some(5));
+        assert_eq!(
+            p[0].comment,
+            "from readinessProbe.httpGet of container app in pod web-0 (and 2 more); named port http resolved to 8080"
+        );
+    }
+
+    #[test]
+    fn tcp_grpc_and_https() {
+        let s = svc("db", &[("pg", 5432, IntOrString::Int(5432))]);
+        let pods = vec![pod(
+            "db-0",
+            "db",
+            vec![
+                container(
+                    "pg",
+                    &[("pg", 5432)],
+                    Some(KubeProbe {
+                        tcp_socket: Some(TCPSocketAction {
+                            port: IntOrString::String("pg".into()),
+                            host: None,
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                container(
+                    "grpc",
+                    &[],
+                    Some(KubeProbe {
+                        grpc: Some(GRPCAction {
+                            port: 9090,
+                            service: Some("db.Health".into()),
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+                container(
+                    "admin",
+                    &[],
+                    Some(KubeProbe {
+                        http_get: Some(HTTPGetAction {
+                            port: IntOrString::Int(8443),
+                            scheme: Some("HTTPS".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+            ],
+        )];
+        let p = propose(&s, &pods, "none");
+        let names: Vec<&str> = p.iter().map(|p| p.probe.name.as_str()).collect();
+        assert_eq!(names, ["tcp-5432", "grpc-9090", "http-8443"]);
+        assert_eq!(
+            p[0].probe.tcp.as_ref().map(|t| t.port.clone()),
+            Some(IntOrString::Int(5432))
+        );
+        let g = p[1].probe.grpc.as_ref().expect("grpc");
+        assert_eq!(g.service.as_deref(), Some("db.Health"));
+        let h = p[2].probe.http.as_ref().expect("http");
+        assert_eq!(h.scheme, Some(HttpScheme::Https));
+        assert_eq!(h.insecure_skip_tls_verify, Some(true));
+        assert!(
+            p[1].comment
+                .starts_with("from readinessProbe.grpc of container grpc in pod db-0")
+        );
+    }
+
+    #[test]
+    fn no_readiness_probe_means_tcp_per_target_port() {
+        let s = svc(
+            "web",
+            &[
+                ("http", 80, IntOrString::Int(8080)),
+                ("alt", 8080, IntOrString::Int(8080)),
+                ("metrics", 9100, IntOrString::String("metrics".into())),
+            ],
+        );
+        let pods = vec![pod(
+            "web-0",
+            "web",
+            vec![container("app", &[("metrics", 9101)], None)],
+        )];
+        let p = propose(&s, &pods, "no pod");
+        let got: Vec<(&str, IntOrString)> = p
+            .iter()
+            .map(|p| {
+                (
+                    p.probe.name.as_str(),
+                    p.probe.tcp.as_ref().map(|t| t.port.clone()).expect("tcp"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("tcp-8080", IntOrString::Int(8080)),
+                ("tcp-9101", IntOrString::Int(9101))
+            ]
+        );
+        assert_eq!(
+            p[0].comment,
+            "TCP connect to targetPort 8080 of port http: the selected pods have no readinessProbe"
+        );
+        // Pods of other apps are not looked at; without pods the reason says so.
+        let p = propose(
+            &s,
+            &[pod("x", "other", vec![])],
+            "no pod matches the selector",
+        );
+        assert!(
+            p[0].comment.ends_with(": no pod matches the selector"),
+            "{p:?}"
+        );
+        assert_eq!(
+            p[1].probe.tcp.as_ref().map(|t| t.port.clone()),
+            Some(IntOrString::String("metrics".into())),
+            "unresolvable named port is kept by name"
+        );
+    }
+
+    #[test]
+    fn exec_probes_fall_back_to_tcp_with_a_reason() {
+        let s = svc("web", &[("http", 80, IntOrString::Int(8080))]);
+        let exec = KubeProbe {
+            exec: Some(ExecAction {
+                command: Some(vec!["true".into()]),
+            }),
+            ..Default::default()
+        };
+        let p = propose(
+            &s,
+            &[pod("w", "web", vec![container("app", &[], Some(exec))])],
+            "x",
+        );
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].comment.contains("exec, which the agent cannot run"),
+            "{}",
+            p[0].comment
+        );
+    }
+
+    #[test]
+    fn build_keeps_every_service_field_and_adopts() {
+        let s = svc("web", &[("http", 80, IntOrString::Int(8080))]);
+        let pods = vec![pod(
+            "web-0",
+            "web",
+            vec![container(
+                "app",
+                &[],
+                Some(http_probe(IntOrString::Int(8080))),
+            )],
+        )];
+        let (y, comments) =
+            build_swh(&s, &propose(&s, &pods, ""), ApiVersion::V1Beta1).expect("build");
+        assert_eq!(comments.len(), 1);
+        let v: Value = serde_json::to_value(&y).expect("json");
+        assert_eq!(v["apiVersion"], "network.deckhouse.io/v1beta1");
+        assert_eq!(
+            v["metadata"]["annotations"][swh_api::annotations::ADOPT_SERVICE],
+            "true"
+        );
+        assert_eq!(v["metadata"]["annotations"]["team"], "payments");
+        assert!(
+            v["metadata"]["annotations"]
+                .get(swh_api::annotations::LAST_APPLIED)
+                .is_none()
+        );
+        assert_eq!(v["metadata"]["labels"]["app"], "web");
+        assert!(v.get("status").is_none());
+        let spec = &v["spec"];
+        assert_eq!(spec["clusterIP"], "10.96.7.7");
+        assert_eq!(spec["clusterIPs"][0], "10.96.7.7");
+        assert_eq!(spec["sessionAffinity"], "ClientIP");
+        assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(spec["selector"]["app"], "web");
+        assert_eq!(spec["ports"][0]["targetPort"], 8080);
+        // Shared timing moves up to the healthcheck.
+        assert_eq!(spec["healthcheck"]["periodSeconds"], 5);
+        assert_eq!(spec["healthcheck"]["initialDelaySeconds"], 0);
+        assert!(
+            spec["healthcheck"]["probes"][0]
+                .get("periodSeconds")
+                .is_none()
+        );
+        // It is a valid v1beta1 object.
+        let typed: ServiceWithHealthchecks = serde_json::from_value(v).expect("typed");
+        assert_eq!(
+            typed
+                .spec
+                .healthcheck
+                .and_then(|h| h.probes)
+                .map(|p| p.len()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn v1alpha1_output_uses_deckhouse_fields() {
+        let s = svc("web", &[("http", 80, IntOrString::Int(8080))]);
+        let (y, _) = build_swh(&s, &propose(&s, &[], "none"), ApiVersion::V1Alpha1).expect("build");
+        let v: Value = serde_json::to_value(&y).expect("json");
+        assert_eq!(v["apiVersion"], "network.deckhouse.io/v1alpha1");
+        assert_eq!(v["spec"]["healthcheck"]["probes"][0]["mode"], "TCP");
+        assert_eq!(
+            v["spec"]["healthcheck"]["probes"][0]["tcp"]["targetPort"],
+            8080
+        );
+        assert!(
+            v["metadata"]["annotations"]
+                .get(swh_api::annotations::V1BETA1_FIELDS)
+                .is_none(),
+            "derived names need no extra annotation: {v}"
+        );
+    }
+
+    #[test]
+    fn comments_sit_above_each_probe() {
+        let s = svc(
+            "web",
+            &[
+                ("http", 80, IntOrString::Int(8080)),
+                ("smtp", 25, IntOrString::Int(2525)),
+            ],
+        );
+        let (y, c) =
+            build_swh(&s, &propose(&s, &[], "no pod"), ApiVersion::V1Beta1).expect("build");
+        let text = yaml_with_comments(&y, &[c]).expect("yaml");
+        let want = "    probes:
+    # TCP connect to targetPort 8080 of port http: no pod
+    - name: tcp-8080
+      mode: TCP
+      tcp:
+        port: 8080
+    # TCP connect to targetPort 2525 of port smtp: no pod
+    - name: tcp-2525
+";
+        assert!(text.contains(want), "{text}");
+        let back: Value = serde_yaml::from_str(&text).expect("still valid YAML");
+        assert_eq!(back["kind"], "ServiceWithHealthchecks");
+    }
+
+    const FILE: &str = "# shop manifests
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg   # keep this comment
+data:
+  a: \"1\"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: app
+        image: web:1
+        ports:
+        - {name: http, containerPort: 8080}
+        readinessProbe:
+          httpGet: {path: /ready, port: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+--- # trailing
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+";
+
+    #[test]
+    fn file_converts_services_and_keeps_the_rest() {
+        let out = migrate_file(FILE, ApiVersion::V1Beta1).expect("converts");
+        let docs = split_documents(&out);
+        let orig = split_documents(FILE);
+        assert_eq!(docs.len(), 4);
+        assert_eq!(docs[0], orig[0], "ConfigMap byte for byte");
+        assert_eq!(docs[1], orig[1], "Deployment byte for byte");
+        assert_eq!(docs[3].body, orig[3].body, "Secret byte for byte");
+        assert_eq!(docs[3].separator.as_deref(), Some("--- # trailing\n"));
+        let swh: Value = serde_yaml::from_str(&docs[2].body).expect("yaml");
+        assert_eq!(swh["kind"], "ServiceWithHealthchecks");
+        assert_eq!(
+            swh["spec"]["healthcheck"]["probes"][0]["http"]["port"],
+            8080
+        );
+        assert_eq!(
+            swh["spec"]["healthcheck"]["probes"][0]["http"]["path"],
+            "/ready"
+        );
+        assert!(
+            docs[2].body.contains(
+                "# from readinessProbe.httpGet of container app in Deployment/web; named port http resolved to 8080"
+            ),
+            "{}",
+            docs[2].body
+        );
+        let alpha = migrate_file(FILE, ApiVersion::V1Alpha1).expect("converts");
+        assert!(
+            alpha.contains("apiVersion: network.deckhouse.io/v1alpha1"),
+            "{alpha}"
+        );
+    }
+
+    #[test]
+    fn file_with_a_list() {
+        let list = "apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: a}
+  spec:
+    selector: {app: a}
+    ports: [{port: 80}]
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: b}
+  spec:
+    selector: {app: b}
+    ports: [{port: 5432}]
+";
+        let out = migrate_file(list, ApiVersion::V1Beta1).expect("converts");
+        let v: Value = serde_yaml::from_str(&out).expect("yaml");
+        assert_eq!(v["kind"], "List");
+        let kinds: Vec<&str> = v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceWithHealthchecks",
+                "ConfigMap",
+                "ServiceWithHealthchecks"
+            ]
+        );
+        assert_eq!(
+            v["items"][2]["spec"]["healthcheck"]["probes"][0]["tcp"]["port"],
+            5432
+        );
+        assert_eq!(
+            out.matches("# TCP connect to targetPort").count(),
+            2,
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn external_name_is_an_error_naming_the_service() {
+        let text = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy-db, namespace: shop}
+spec:
+  type: ExternalName
+  externalName: db.example.com
+";
+        let err = migrate_file(text, ApiVersion::V1Beta1).expect_err("ExternalName");
+        let msg = err.to_string();
+        assert!(msg.starts_with("document 2 (line 5): "), "{msg}");
+        assert!(
+            msg.contains("service legacy-db is of type ExternalName"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_yaml_names_document_and_line() {
+        let text = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+ spec: [
+";
+        let err = migrate_file(text, ApiVersion::V1Beta1).expect_err("bad yaml");
+        match &err {
+            FileError::Yaml { doc, line, .. } => {
+                assert_eq!(*doc, 2);
+                assert_eq!(*line, 9, "{err}");
+            }
+            e => panic!("unexpected {e}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with("document 2 (line 9): invalid YAML"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn split_keeps_everything() {
+        let text = "a: 1\n---\nb: 2\n--- # c\n\n---\nd: 3";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 4);
+        let joined: String = docs
+            .iter()
+            .map(|d| format!("{}{}", d.separator.clone().unwrap_or_default(), d.body))
+            .collect();
+        assert_eq!(joined, text);
+        assert_eq!(docs[2].start_line, 5);
+        assert_eq!(
+            migrate_file(text, ApiVersion::V1Beta1).expect("no services"),
+            text
+        );
+    }
+
+    #[test]
+    fn diff_marks_changes() {
+        assert_eq!(diff("a", "b", "x\ny\n", "x\ny\n"), "");
+        let d = diff(
+            "old",
+            "new",
+            "a\nselector:\n  app: web\nz\n",
+            "a\nz\nowner: swh\n",
+        );
+        assert_eq!(
+            d,
+            "--- old\n+++ new\n@@ -1,4 +1,3 @@\n a\n-selector:\n-  app: web\n z\n+owner: swh\n"
+        );
+    }
+
+    #[test]
+    fn merge_patch_for_maps() {
+        let cur = BTreeMap::from([("a".to_string(), "1".to_string()), ("x".into(), "2".into())]);
+        let want = BTreeMap::from([("a".to_string(), "9".to_string())]);
+        assert_eq!(
+            map_patch(Some(&cur), Some(&want)),
+            json!({"a": "9", "x": null})
+        );
+        assert_eq!(map_patch(None, Some(&want)), json!({"a": "9"}));
+        assert_eq!(map_patch(Some(&cur), None), json!({"a": null, "x": null}));
     }
 }

@@ -733,3 +733,298 @@ fn key(o: &DynamicObject) -> (String, String) {
         o.metadata.name.clone().unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use swh_api::v1beta1::{
+        Healthcheck, HttpProbe, ServiceWithHealthchecksSpec, ServiceWithHealthchecksStatus,
+        TcpProbe,
+    };
+
+    fn now() -> Timestamp {
+        "2026-03-01T12:00:00Z".parse().expect("now")
+    }
+
+    fn ago(secs: i64) -> Time {
+        Time(now() - k8s_openapi::jiff::SignedDuration::from_secs(secs))
+    }
+
+    fn probe(name: &str, mode: ProbeMode, port: i32) -> Probe {
+        let port = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port);
+        Probe {
+            name: name.into(),
+            mode,
+            http: (mode == ProbeMode::Http).then(|| HttpProbe {
+                port: port.clone(),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
+            tcp: (mode == ProbeMode::Tcp).then(|| TcpProbe { port: port.clone() }),
+            ..Default::default()
+        }
+    }
+
+    use swh_api::v1beta1::ProbeMode;
+
+    fn swh(ns: &str, name: &str, probes: Vec<Probe>, age: i64) -> ServiceWithHealthchecks {
+        let mut s = ServiceWithHealthchecks::new(
+            name,
+            ServiceWithHealthchecksSpec {
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                selector: Some(BTreeMap::from([("vm".into(), "my-vm".into())])),
+                healthcheck: Some(Healthcheck {
+                    probes: Some(probes),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        s.metadata.namespace = Some(ns.into());
+        s.metadata.creation_timestamp = Some(ago(age));
+        s
+    }
+
+    fn pstat(name: &str, state: ProbeState, since: i64) -> ProbeStatus {
+        ProbeStatus {
+            name: name.into(),
+            state,
+            since: Some(ago(since)),
+            consecutive_successes: Some(if state == ProbeState::Passing { 5 } else { 0 }),
+            consecutive_failures: Some(0),
+            last_probe_time: Some(ago(3)),
+            ..Default::default()
+        }
+    }
+
+    fn vm() -> ServiceWithHealthchecks {
+        let mut s = swh(
+            "vm",
+            "web",
+            vec![
+                probe("web", ProbeMode::Http, 8080),
+                probe("smtp", ProbeMode::Tcp, 2525),
+            ],
+            300,
+        );
+        let mut failing = pstat("web", ProbeState::Failing, 40);
+        failing.last_error = Some("503 Service Unavailable".into());
+        failing.consecutive_failures = Some(4);
+        s.status = Some(ServiceWithHealthchecksStatus {
+            cluster_ip: Some("10.96.0.10".into()),
+            ready: Some("1/2".into()),
+            endpoint_statuses: Some(vec![
+                EndpointStatus {
+                    pod_name: "my-vm-b".into(),
+                    node_name: Some("node-b".into()),
+                    pod_ip: Some("10.250.0.12".into()),
+                    published: Some(false),
+                    probes: Some(vec![failing, pstat("smtp", ProbeState::Passing, 250)]),
+                    ..Default::default()
+                },
+                EndpointStatus {
+                    pod_name: "my-vm-a".into(),
+                    node_name: Some("node-a".into()),
+                    pod_ip: Some("10.250.0.11".into()),
+                    published: Some(true),
+                    probes: Some(vec![
+                        pstat("web", ProbeState::Passing, 250),
+                        pstat("smtp", ProbeState::Passing, 250),
+                    ]),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn list_view_golden() {
+        let mut db = swh(
+            "shop",
+            "db-read",
+            vec![probe("pg", ProbeMode::Tcp, 5432)],
+            3 * 86400 + 3600,
+        );
+        db.spec.type_ = Some("NodePort".into());
+        let got = render(
+            &list_grid(&[vm(), db], true, false, now()),
+            Style::default(),
+        );
+        let want = "\
+NAMESPACE   NAME      TYPE        CLUSTER-IP   READY   PROBES     AGE
+vm          web       ClusterIP   10.96.0.10   1/2     web,smtp   5m
+shop        db-read   NodePort    <none>       0/0     pg         3d1h
+";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn list_view_wide_golden() {
+        let got = render(&list_grid(&[vm()], false, true, now()), Style::default());
+        let want = "\
+NAME   TYPE        CLUSTER-IP   READY   PROBES     AGE   PORT(S)   SELECTOR
+web    ClusterIP   10.96.0.10   1/2     web,smtp   5m    80/TCP    vm=my-vm
+";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn detail_view_golden() {
+        let got = detail_text(&vm(), false, now(), Style::default());
+        let want = "\
+web (namespace vm): ClusterIP 10.96.0.10, ports 80/TCP, 1/2 published, age 5m
+
+POD       NODE     IP            PUBLISHED   WEB                                  SMTP
+my-vm-a   node-a   10.250.0.11   true        ✓ 4m10s                              ✓ 4m10s
+my-vm-b   node-b   10.250.0.12   false       ✗ 503 Service Unavailable, 4×, 40s   ✓ 4m10s
+";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn detail_view_wide_golden() {
+        let got = render(&detail_grid(&vm(), true, now()), Style::default());
+        let want = "\
+POD       NODE     IP            PUBLISHED   WEB                                                    SMTP                           LAST-PROBE
+my-vm-a   node-a   10.250.0.11   true        ✓ 4m10s (ok 5/1, fail 0/3)                             ✓ 4m10s (ok 5/1, fail 0/3)     3s ago
+my-vm-b   node-b   10.250.0.12   false       ✗ 503 Service Unavailable, 4×, 40s (ok 0/1, fail 4/3)   ✓ 4m10s (ok 5/1, fail 0/3)   3s ago
+";
+        // Alignment is comfy-table's; compare cell by cell to keep the test readable.
+        let cells = |s: &str| -> Vec<Vec<String>> {
+            s.lines()
+                .map(|l| {
+                    l.split("   ")
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(cells(&got), cells(want), "{got}");
+    }
+
+    #[test]
+    fn probe_cells() {
+        let n = now();
+        let mut missing_secret = ProbeStatus {
+            name: "pg".into(),
+            state: ProbeState::Failing,
+            last_error: Some("secret cred-secret not found".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            probe_cell(Some(&missing_secret), None, false, n).text,
+            "✗ secret cred-secret not found"
+        );
+        missing_secret.consecutive_failures = Some(1);
+        missing_secret.since = Some(ago(5));
+        assert_eq!(
+            probe_cell(Some(&missing_secret), None, false, n).text,
+            "✗ secret cred-secret not found, 5s"
+        );
+        let unknown = ProbeStatus {
+            name: "x".into(),
+            state: ProbeState::Unknown,
+            ..Default::default()
+        };
+        let c = probe_cell(Some(&unknown), None, false, n);
+        assert_eq!(c.text, "? not probed yet");
+        assert_eq!(c.tone, Tone::Warn);
+        assert_eq!(probe_cell(None, None, false, n).text, "<none>");
+        let multi_line = ProbeStatus {
+            name: "x".into(),
+            state: ProbeState::Failing,
+            last_error: Some("connection refused\n  (os error 111)".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            probe_cell(Some(&multi_line), None, false, n).text,
+            "✗ connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn ready_falls_back_to_counts_and_entries() {
+        let mut s = vm();
+        if let Some(st) = s.status.as_mut() {
+            st.ready = None;
+        }
+        assert_eq!(ready(&s), "1/2");
+        if let Some(st) = s.status.as_mut() {
+            st.published_endpoints = Some(3);
+            st.total_endpoints = Some(4);
+        }
+        assert_eq!(ready(&s), "3/4");
+        s.status = None;
+        assert_eq!(ready(&s), "0/0");
+    }
+
+    #[test]
+    fn conditions_worth_showing() {
+        let mut s = vm();
+        let cond = |t: &str, st: &str, r: &str, m: &str| Condition {
+            type_: t.into(),
+            status: st.into(),
+            reason: r.into(),
+            message: m.into(),
+            last_transition_time: ago(1),
+            observed_generation: None,
+        };
+        if let Some(st) = s.status.as_mut() {
+            st.conditions = Some(vec![
+                cond(
+                    "Ready",
+                    "False",
+                    "NotAllEndpointsAreReady",
+                    "Not all endpoints are ready",
+                ),
+                cond("ChildServiceReady", "True", "ChildServiceWasCreated", ""),
+                cond("FailOpen", "False", "EnoughPassing", ""),
+            ]);
+        }
+        assert_eq!(
+            condition_notes(&s),
+            vec!["Ready=False NotAllEndpointsAreReady: Not all endpoints are ready".to_string()]
+        );
+        let text = detail_text(&s, false, now(), Style::default());
+        assert!(
+            text.contains("\n  Ready=False NotAllEndpointsAreReady"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn detail_without_pods_prints_only_the_header() {
+        let s = swh("vm", "web", vec![probe("web", ProbeMode::Http, 8080)], 10);
+        assert_eq!(
+            detail_text(&s, false, now(), Style::default()),
+            "web (namespace vm): ClusterIP, ports 80/TCP, 0/0 published, age 10s\n\n"
+        );
+    }
+
+    #[test]
+    fn status_only_probe_names_get_a_column() {
+        let mut s = vm();
+        if let Some(eps) = s
+            .status
+            .as_mut()
+            .and_then(|st| st.endpoint_statuses.as_mut())
+        {
+            eps[0]
+                .probes
+                .get_or_insert_with(Vec::new)
+                .push(pstat("old", ProbeState::Unknown, 1));
+        }
+        assert_eq!(
+            detail_headers(&s, false),
+            vec!["POD", "NODE", "IP", "PUBLISHED", "web", "smtp", "old"]
+        );
+    }
+}
