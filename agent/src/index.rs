@@ -379,7 +379,7 @@ impl Index {
                         key: tk,
                         spec,
                         target,
-                        start: pod.created.unwrap_or(now),
+                        start: pod.created.unwrap_or(SystemTime::UNIX_EPOCH),
                     }),
                     ProbePlan::Fail(reason) => {
                         statics.insert(tk, reason);

@@ -642,7 +642,7 @@ impl Engine {
             tracing::info!(
                 ns = %r.key.namespace, swh = %r.key.swh, pod_uid = %r.key.pod_uid,
                 probe = %r.key.probe, target = %r.target, from = %t.from, to = %t.to,
-                message = %t.message, "probe state changed"
+                reason = %t.message, "probe state changed"
             );
             self.dirty
                 .insert((r.key.namespace.clone(), r.key.swh.clone()));

@@ -38,16 +38,15 @@ pub fn field_manager(node: &str) -> String {
     }
 }
 
-/// The apply body: only `status.endpointStatuses` with this node's entries (omitted when there
-/// are none, which releases every entry this manager owned).
+/// The apply body: only `status.endpointStatuses` with this node's entries. An empty list
+/// releases every entry this manager owned (omitting the field instead could leave `status`
+/// empty, which the schema rejects as null).
 pub fn apply_body(name: &str, entries: &[EndpointStatus]) -> serde_json::Value {
     let mut status = serde_json::Map::new();
-    if !entries.is_empty() {
-        status.insert(
-            "endpointStatuses".into(),
-            serde_json::to_value(entries).unwrap_or(serde_json::Value::Array(Vec::new())),
-        );
-    }
+    status.insert(
+        "endpointStatuses".into(),
+        serde_json::to_value(entries).unwrap_or(serde_json::Value::Array(Vec::new())),
+    );
     serde_json::json!({
         "apiVersion": swh_api::API_VERSION_V1BETA1,
         "kind": swh_api::KIND,
