@@ -5,7 +5,9 @@
 //! pods that are ready by the kubelet; the agents publish the pods that pass the probes. Both sets
 //! of slices carry the Service's name, so consumers merge them. The controller waits until every
 //! address ready in the built-in slices is ready in the agents' slices, then clears the selector
-//! and adds its owner reference in one write. The built-in controller then removes its slices.
+//! and adds its owner reference in one write. The built-in controller ignores selector-less
+//! Services and leaves its slices behind, frozen; the reconcile deletes them right after the
+//! handover (the agents' slices already carry every endpoint they had ready).
 
 use std::collections::BTreeSet;
 

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, ManagedFieldsEntry, OwnerReference,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
@@ -208,8 +210,8 @@ pub fn has_selector(svc: &Service) -> bool {
 }
 
 /// Whether applying `desired` would change `live`: a value the controller sends differs, or a
-/// field the controller owns (per `managedFields`) is no longer sent and must be removed, or an
-/// earlier non-apply write by the controller still holds fields.
+/// field the controller owns (per its `Apply` entry in `managedFields`) is no longer sent and
+/// must be removed.
 pub fn needs_apply(desired: &Service, live: &Service) -> bool {
     let (Ok(d), Ok(l)) = (serde_json::to_value(desired), serde_json::to_value(live)) else {
         return true;
@@ -219,20 +221,67 @@ pub fn needs_apply(desired: &Service, live: &Service) -> bool {
     if !covers(&l, &d, "") {
         return true;
     }
-    for mf in live.metadata.managed_fields.iter().flatten() {
-        if mf.manager.as_deref() != Some(FIELD_MANAGER) {
-            continue;
+    live.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|mf| {
+            mf.manager.as_deref() == Some(FIELD_MANAGER) && mf.operation.as_deref() == Some("Apply")
+        })
+        .filter_map(|mf| mf.fields_v1.as_ref())
+        .any(|f| owned_missing(&f.0, &d))
+}
+
+/// After a create (an `Update` operation), the controller's fields are recorded under an
+/// `Update` entry, which server-side apply never prunes. This returns the managed fields with
+/// that entry turned into (merged with) the controller's `Apply` entry, for a one-time rewrite;
+/// `None` when there is nothing to move.
+pub fn managed_fields_as_apply(live: &Service) -> Option<Vec<ManagedFieldsEntry>> {
+    let entries = live.metadata.managed_fields.as_ref()?;
+    let ours = |e: &ManagedFieldsEntry, op: &str| {
+        e.manager.as_deref() == Some(FIELD_MANAGER)
+            && e.operation.as_deref() == Some(op)
+            && e.subresource.as_deref().unwrap_or("").is_empty()
+    };
+    let update = entries.iter().find(|e| ours(e, "Update"))?.clone();
+    let mut out: Vec<ManagedFieldsEntry> = entries
+        .iter()
+        .filter(|e| !ours(e, "Update"))
+        .cloned()
+        .collect();
+    match out.iter_mut().find(|e| ours(e, "Apply")) {
+        Some(apply) => {
+            let mut merged = apply
+                .fields_v1
+                .as_ref()
+                .map(|f| f.0.clone())
+                .unwrap_or(Value::Object(Default::default()));
+            if let Some(f) = &update.fields_v1 {
+                merge_fields(&mut merged, &f.0);
+            }
+            apply.fields_v1 = Some(FieldsV1(merged));
         }
-        if mf.operation.as_deref() != Some("Apply") {
-            return true;
-        }
-        if let Some(f) = &mf.fields_v1
-            && owned_missing(&f.0, &d)
-        {
-            return true;
+        None => out.push(ManagedFieldsEntry {
+            operation: Some("Apply".into()),
+            ..update
+        }),
+    }
+    Some(out)
+}
+
+/// Union of two FieldsV1 sets.
+fn merge_fields(into: &mut Value, from: &Value) {
+    let (Value::Object(a), Value::Object(b)) = (into, from) else {
+        return;
+    };
+    for (k, v) in b {
+        match a.get_mut(k) {
+            Some(existing) => merge_fields(existing, v),
+            None => {
+                a.insert(k.clone(), v.clone());
+            }
         }
     }
-    false
 }
 
 /// The parts of a Service the controller writes.
@@ -341,7 +390,6 @@ fn owned_missing(owned: &Value, desired: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
     use serde_json::json;
 
     fn swh(spec: Value) -> ServiceWithHealthchecks {
@@ -582,12 +630,35 @@ mod tests {
         let live_sel = with_managed(svc(sel), fields.clone());
         assert!(needs_apply(&d2, &live_sel));
 
-        // an Update entry by our manager (from create) asks for an apply to move ownership
+        // an Update entry by our manager (from create) is turned into the Apply entry
+        assert_eq!(managed_fields_as_apply(&live), None);
         let mut live_upd = live.clone();
         if let Some(m) = live_upd.metadata.managed_fields.as_mut() {
             m[0].operation = Some("Update".into());
+            m.push(ManagedFieldsEntry {
+                manager: Some("kubectl".into()),
+                operation: Some("Update".into()),
+                ..Default::default()
+            });
         }
-        assert!(needs_apply(&d2, &live_upd));
+        let moved = managed_fields_as_apply(&live_upd).unwrap();
+        assert_eq!(moved.len(), 2);
+        assert_eq!(moved[0].manager.as_deref(), Some("kubectl"));
+        assert_eq!(moved[1].operation.as_deref(), Some("Apply"));
+        assert_eq!(moved[1].fields_v1, Some(FieldsV1(fields.clone())));
+        // merged into an existing Apply entry
+        let mut both = live.clone();
+        if let Some(m) = both.metadata.managed_fields.as_mut() {
+            let mut upd = m[0].clone();
+            upd.operation = Some("Update".into());
+            upd.fields_v1 = Some(FieldsV1(json!({"f:spec": {"f:sessionAffinity": {}}})));
+            m.push(upd);
+        }
+        let merged = managed_fields_as_apply(&both).unwrap();
+        assert_eq!(merged.len(), 1);
+        let f = &merged[0].fields_v1.as_ref().unwrap().0;
+        assert!(f["f:spec"].get("f:sessionAffinity").is_some());
+        assert!(f["f:spec"].get("f:type").is_some());
 
         // a field we owned but no longer send (sessionAffinity) must be removed
         let mut f2 = fields.clone();

@@ -417,7 +417,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     while let Some(r) = applier.next().await {
         if let Err(e) = r {
             match e {
-                controller::Error::ObjectNotFound(_) => {}
+                // Logged by the error policy already; a vanished object needs nothing.
+                controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(_) => {}
                 e => warn!(error = %e, "controller"),
             }
         }

@@ -194,7 +194,15 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
                     ctx.metrics.write("service_create");
                     info!(%ns, %name, "child Service created");
                     created = true;
-                    service = Some(s);
+                    service = Some(match own_created_fields(&ctx, &svc_api, &s).await {
+                        Ok(Some(moved)) => moved,
+                        Ok(None) => s,
+                        Err(e) => {
+                            // The next reconcile retries (the Service is ours by then).
+                            warn!(%ns, %name, error = %e, "moving field ownership to apply");
+                            s
+                        }
+                    });
                     ChildState::Ready
                 }
                 Err(kube::Error::Api(s)) if s.is_already_exists() => {
@@ -213,7 +221,15 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
             }
         }
         Ownership::Ours | Ownership::PreviousIncarnation => {
-            let live = live.as_deref().cloned().unwrap_or_default();
+            let mut live = live.as_deref().cloned().unwrap_or_default();
+            match own_created_fields(&ctx, &svc_api, &live).await {
+                Ok(Some(moved)) => live = moved,
+                Ok(None) => {}
+                Err(kube::Error::Api(s)) if s.is_conflict() => {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                Err(e) => warn!(%ns, %name, error = %e, "moving field ownership to apply"),
+            }
             let mut desired = child::desired_service(&swh);
             child::preserve_immutable(&mut desired, &live);
             adopted = adopt;
@@ -329,6 +345,19 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         }
     };
 
+    // The built-in EndpointSlice controller leaves its slices behind when a selector is removed
+    // (it ignores selector-less Services): after a handover they would keep stale endpoints in
+    // the Service's traffic, so they go as soon as the Service is ours and has no selector.
+    if let Some(svc) = service.as_ref()
+        && matches!(
+            child_state,
+            ChildState::Ready | ChildState::ClusterIpImmutable(_)
+        )
+        && !child::has_selector(svc)
+    {
+        delete_builtin_slices(&ctx, &ns, &other).await;
+    }
+
     let observed = Observed {
         child: child_state.clone(),
         service: service.as_ref(),
@@ -352,6 +381,62 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         ChildState::Adopting { .. } => Action::requeue(Duration::from_secs(10)),
         _ => Action::requeue(ctx.resync),
     })
+}
+
+/// Rewrites the managed fields of a Service the controller created (see
+/// [`child::managed_fields_as_apply`]); `None` when nothing needs moving.
+async fn own_created_fields(
+    ctx: &Context,
+    api: &Api<Service>,
+    svc: &Service,
+) -> Result<Option<Service>, kube::Error> {
+    let Some(fields) = child::managed_fields_as_apply(svc) else {
+        return Ok(None);
+    };
+    let body = json!({"metadata": {
+        "managedFields": fields,
+        "resourceVersion": svc.metadata.resource_version,
+    }});
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let s = api
+        .patch(&svc.name_any(), &pp, &Patch::Merge(&body))
+        .await?;
+    ctx.metrics.write("service_managed_fields");
+    Ok(Some(s))
+}
+
+/// Deletes the built-in controller's slices of a selector-less Service.
+async fn delete_builtin_slices(
+    ctx: &Context,
+    ns: &str,
+    other: &[Arc<PartialObjectMeta<EndpointSlice>>],
+) {
+    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
+    for s in other {
+        if s.labels().get(labels::MANAGED_BY).map(String::as_str) != Some(BUILTIN_SLICE_MANAGER) {
+            continue;
+        }
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: s.uid(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&s.name_any(), &dp).await {
+            Ok(_) => {
+                ctx.metrics.write("slice_delete");
+                info!(%ns, slice = %s.name_any(), "stale built-in EndpointSlice deleted");
+            }
+            Err(kube::Error::Api(e)) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => {
+                warn!(%ns, slice = %s.name_any(), error = %e, "deleting stale built-in EndpointSlice")
+            }
+        }
+    }
 }
 
 async fn write_status(
