@@ -11,3 +11,4 @@ pub mod podnet;
 pub mod process;
 pub mod slices;
 pub mod testenv;
+pub mod webhook_install;

@@ -12,8 +12,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, Status};
 use serde_json::Value;
 use swh_api::v1beta1::ServiceWithHealthchecks;
 use swh_api::validation::FieldError;
@@ -176,31 +176,15 @@ fn join_errors(errs: &[FieldError]) -> String {
         .join("; ")
 }
 
-fn deny_fields(mut resp: AdmissionResponse, what: &str, errs: &[FieldError]) -> AdmissionResponse {
+fn deny_fields(resp: AdmissionResponse, what: &str, errs: &[FieldError]) -> AdmissionResponse {
+    // Only a message (no code/reason/causes): the API server then reports
+    // `admission webhook "<name>" denied the request: <message>`, which names the layer.
     let n = errs.len();
-    let message = format!(
+    resp.deny(format!(
         "{what} is invalid ({n} problem{}): {}",
         if n == 1 { "" } else { "s" },
         join_errors(errs)
-    );
-    resp = resp.deny(message.clone());
-    resp.result = Status::failure(&message, "Invalid").with_code(422);
-    resp.result.details = Some(kube::core::response::StatusDetails {
-        causes: errs
-            .iter()
-            .map(|e| kube::core::response::StatusCause {
-                reason: "FieldValueInvalid".into(),
-                message: e.message.clone(),
-                field: e.path.clone(),
-            })
-            .collect(),
-        name: String::new(),
-        group: String::new(),
-        kind: String::new(),
-        uid: String::new(),
-        retry_after_seconds: 0,
-    });
-    resp
+    ))
 }
 
 fn object_label(req: &AdmissionRequest<DynamicObject>) -> String {

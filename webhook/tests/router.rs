@@ -198,8 +198,7 @@ async fn invalid_object_is_denied_with_every_field_path() {
     ] {
         assert!(msg.contains(path), "{path} missing from {msg}");
     }
-    let causes = r["status"]["details"]["causes"].as_array().expect("causes");
-    assert!(causes.len() >= 3, "{causes:?}");
+    assert!(msg.contains("3 problems"), "{msg}");
 }
 
 #[tokio::test]
