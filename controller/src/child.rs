@@ -235,15 +235,24 @@ pub fn needs_apply(desired: &Service, live: &Service) -> bool {
 /// After a create (an `Update` operation), the controller's fields are recorded under an
 /// `Update` entry, which server-side apply never prunes. This returns the managed fields with
 /// that entry turned into (merged with) the controller's `Apply` entry, for a one-time rewrite;
-/// `None` when there is nothing to move.
-pub fn managed_fields_as_apply(live: &Service) -> Option<Vec<ManagedFieldsEntry>> {
+/// `None` when there is nothing to move. Only fields `desired` sends are kept: the create also
+/// recorded the API server's defaults (`sessionAffinity`, ...), which the controller must not
+/// own (it would have to prune them with another write).
+pub fn managed_fields_as_apply(
+    live: &Service,
+    desired: &Service,
+) -> Option<Vec<ManagedFieldsEntry>> {
+    let desired = comparable(&serde_json::to_value(desired).ok()?);
     let entries = live.metadata.managed_fields.as_ref()?;
     let ours = |e: &ManagedFieldsEntry, op: &str| {
         e.manager.as_deref() == Some(FIELD_MANAGER)
             && e.operation.as_deref() == Some(op)
             && e.subresource.as_deref().unwrap_or("").is_empty()
     };
-    let update = entries.iter().find(|e| ours(e, "Update"))?.clone();
+    let mut update = entries.iter().find(|e| ours(e, "Update"))?.clone();
+    if let Some(f) = update.fields_v1.as_mut() {
+        prune_to(&mut f.0, &desired);
+    }
     let mut out: Vec<ManagedFieldsEntry> = entries
         .iter()
         .filter(|e| !ours(e, "Update"))
@@ -267,6 +276,46 @@ pub fn managed_fields_as_apply(live: &Service) -> Option<Vec<ManagedFieldsEntry>
         }),
     }
     Some(out)
+}
+
+/// Keeps in the FieldsV1 set `owned` only what `desired` has.
+fn prune_to(owned: &mut Value, desired: &Value) {
+    let Value::Object(om) = owned else {
+        return;
+    };
+    om.retain(|k, sub| {
+        if k == "." {
+            true
+        } else if let Some(field) = k.strip_prefix("f:") {
+            match desired.get(field) {
+                None | Some(Value::Null) => false,
+                Some(dv) => {
+                    prune_to(sub, dv);
+                    true
+                }
+            }
+        } else if let Some(key) = k.strip_prefix("k:") {
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
+                return false;
+            };
+            match desired.as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| key.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
+            }) {
+                Some(item) => {
+                    prune_to(sub, item);
+                    true
+                }
+                None => false,
+            }
+        } else if let Some(v) = k.strip_prefix("v:") {
+            serde_json::from_str::<Value>(v)
+                .is_ok_and(|v| desired.as_array().is_some_and(|a| a.contains(&v)))
+        } else {
+            false
+        }
+    });
 }
 
 /// Union of two FieldsV1 sets.
@@ -631,7 +680,7 @@ mod tests {
         assert!(needs_apply(&d2, &live_sel));
 
         // an Update entry by our manager (from create) is turned into the Apply entry
-        assert_eq!(managed_fields_as_apply(&live), None);
+        assert_eq!(managed_fields_as_apply(&live, &d2), None);
         let mut live_upd = live.clone();
         if let Some(m) = live_upd.metadata.managed_fields.as_mut() {
             m[0].operation = Some("Update".into());
@@ -641,7 +690,7 @@ mod tests {
                 ..Default::default()
             });
         }
-        let moved = managed_fields_as_apply(&live_upd).unwrap();
+        let moved = managed_fields_as_apply(&live_upd, &d2).unwrap();
         assert_eq!(moved.len(), 2);
         assert_eq!(moved[0].manager.as_deref(), Some("kubectl"));
         assert_eq!(moved[1].operation.as_deref(), Some("Apply"));
@@ -654,11 +703,18 @@ mod tests {
             upd.fields_v1 = Some(FieldsV1(json!({"f:spec": {"f:sessionAffinity": {}}})));
             m.push(upd);
         }
-        let merged = managed_fields_as_apply(&both).unwrap();
+        let merged = managed_fields_as_apply(&both, &d2).unwrap();
         assert_eq!(merged.len(), 1);
         let f = &merged[0].fields_v1.as_ref().unwrap().0;
-        assert!(f["f:spec"].get("f:sessionAffinity").is_some());
         assert!(f["f:spec"].get("f:type").is_some());
+        assert!(
+            f["f:spec"].get("f:sessionAffinity").is_none(),
+            "server defaults recorded by the create are not kept"
+        );
+        let after = with_managed(svc(serde_json::to_value(&d2).unwrap()), Value::Null);
+        let mut after = after;
+        after.metadata.managed_fields = Some(merged);
+        assert!(!needs_apply(&d2, &after));
 
         // a field we owned but no longer send (sessionAffinity) must be removed
         let mut f2 = fields.clone();

@@ -92,6 +92,9 @@ pub struct Args {
     /// Periodic re-check of every SWH (seconds).
     #[arg(long, env = "SWH_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
+    /// Only watch this namespace (default: all namespaces). Nodes are always cluster-wide.
+    #[arg(long, env = "SWH_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// How long an agent slice must look orphaned before it is deleted (milliseconds).
     #[arg(long, env = "SWH_ORPHAN_GRACE_MS", default_value_t = 2000)]
     pub orphan_grace_ms: u64,
@@ -208,6 +211,18 @@ where
     reflector::store()
 }
 
+/// An Api over all namespaces, or over `ns` only.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.validate()?;
@@ -263,10 +278,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         nodes: node_store,
     };
     let wc = || watcher::Config::default().any_semantic();
+    let scope = args.watch_namespace.as_deref();
     let t: Trigger = trigger.clone();
     spawn_reflector(
         "servicewithhealthchecks",
-        watcher(Api::<Swh>::all(client.clone()), wc()).modify(strip_managed_fields),
+        watcher(scoped::<Swh>(&client, scope), wc()).modify(strip_managed_fields),
         swh_w,
         move |o: &Swh| {
             if let Some(r) = swh_ref(o.namespace(), &o.name_any()) {
@@ -279,7 +295,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Services keep managedFields: they tell which fields the controller owns.
     spawn_reflector(
         "services",
-        watcher(Api::<Service>::all(client.clone()), wc()),
+        watcher(scoped::<Service>(&client, scope), wc()),
         svc_w,
         move |o: &Service| {
             if let Some(r) = swh_ref(o.namespace(), &o.name_any()) {
@@ -301,7 +317,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     spawn_reflector(
         "agent endpointslices",
         watcher(
-            Api::<EndpointSlice>::all(client.clone()),
+            scoped::<EndpointSlice>(&client, scope),
             wc().labels(&slices::agent_selector()),
         )
         .modify(strip_managed_fields),
@@ -313,7 +329,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     spawn_reflector(
         "other endpointslices",
         watcher(
-            Api::<PartialObjectMeta<EndpointSlice>>::all(client.clone()),
+            scoped::<PartialObjectMeta<EndpointSlice>>(&client, scope),
             wc().labels(&slices::non_agent_selector()),
         )
         .modify(strip_managed_fields),

@@ -194,15 +194,17 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
                     ctx.metrics.write("service_create");
                     info!(%ns, %name, "child Service created");
                     created = true;
-                    service = Some(match own_created_fields(&ctx, &svc_api, &s).await {
-                        Ok(Some(moved)) => moved,
-                        Ok(None) => s,
-                        Err(e) => {
-                            // The next reconcile retries (the Service is ours by then).
-                            warn!(%ns, %name, error = %e, "moving field ownership to apply");
-                            s
-                        }
-                    });
+                    service = Some(
+                        match own_created_fields(&ctx, &svc_api, &s, &desired).await {
+                            Ok(Some(moved)) => moved,
+                            Ok(None) => s,
+                            Err(e) => {
+                                // The next reconcile retries (the Service is ours by then).
+                                warn!(%ns, %name, error = %e, "moving field ownership to apply");
+                                s
+                            }
+                        },
+                    );
                     ChildState::Ready
                 }
                 Err(kube::Error::Api(s)) if s.is_already_exists() => {
@@ -222,7 +224,9 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         }
         Ownership::Ours | Ownership::PreviousIncarnation => {
             let mut live = live.as_deref().cloned().unwrap_or_default();
-            match own_created_fields(&ctx, &svc_api, &live).await {
+            let mut desired = child::desired_service(&swh);
+            child::preserve_immutable(&mut desired, &live);
+            match own_created_fields(&ctx, &svc_api, &live, &desired).await {
                 Ok(Some(moved)) => live = moved,
                 Ok(None) => {}
                 Err(kube::Error::Api(s)) if s.is_conflict() => {
@@ -230,8 +234,6 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
                 }
                 Err(e) => warn!(%ns, %name, error = %e, "moving field ownership to apply"),
             }
-            let mut desired = child::desired_service(&swh);
-            child::preserve_immutable(&mut desired, &live);
             adopted = adopt;
             let state = match child::cluster_ip_mismatch(&swh, &live) {
                 Some(m) => ChildState::ClusterIpImmutable(m),
@@ -389,8 +391,9 @@ async fn own_created_fields(
     ctx: &Context,
     api: &Api<Service>,
     svc: &Service,
+    desired: &Service,
 ) -> Result<Option<Service>, kube::Error> {
-    let Some(fields) = child::managed_fields_as_apply(svc) else {
+    let Some(fields) = child::managed_fields_as_apply(svc, desired) else {
         return Ok(None);
     };
     let body = json!({"metadata": {

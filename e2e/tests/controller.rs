@@ -706,3 +706,135 @@ async fn adoption_hands_over_only_when_agent_slices_carry_the_ready_endpoints() 
     })
     .await;
 }
+
+/// Replicas started by a test, stopped (SIGTERM, then SIGKILL) when it ends.
+struct Replicas(Vec<(std::process::Child, u16)>);
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.0 {
+            let pid = child.id();
+            process::stop(pid, Some(child), Duration::from_secs(5));
+        }
+    }
+}
+
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let code = buf.get(9..12)?.parse().ok()?;
+    Some((code, buf.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// The value of an unlabelled metric line (`name value`).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn leader_election_only_the_holder_writes_and_fails_over() {
+    let (cluster, client) = setup().await;
+    let ns = namespace(&client, "ctl-lease").await;
+    let kubeconfig = identity::service_account_kubeconfig(&cluster, "swh-system", "swh-controller")
+        .expect("kubeconfig");
+    let lease = format!("swh-controller-{ns}");
+    let mut replicas = Replicas(Vec::new());
+    for id in ["a", "b"] {
+        let port = process::free_port().expect("port");
+        let mut cmd = std::process::Command::new(testenv::workspace_bin("swh-controller"));
+        cmd.args([
+            format!("--admin-listen=127.0.0.1:{port}"),
+            format!("--watch-namespace={ns}"),
+            format!("--lease-name={lease}"),
+            "--lease-duration-seconds=4".into(),
+            "--lease-grace-seconds=2".into(),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAME", format!("{ns}-{id}"))
+        .env("POD_NAMESPACE", "swh-system");
+        let log = cluster.work_dir.join(format!("{ns}-{id}.log"));
+        let child = process::spawn_logged(&format!("{ns}-{id}"), cmd, &log).expect("spawn");
+        replicas.0.push((child, port));
+    }
+    let ports: Vec<u16> = replicas.0.iter().map(|(_, p)| *p).collect();
+    for port in &ports {
+        testenv::wait_for("replica ready", LIMIT, || async {
+            (http_get(*port, "/readyz").await?.0 == 200).then_some(())
+        })
+        .await;
+    }
+    // Exactly one replica leads.
+    let leader = testenv::wait_for("one leader", LIMIT, || async {
+        let mut flags = Vec::new();
+        for port in &ports {
+            let (_, m) = http_get(*port, "/metrics").await?;
+            flags.push(metric(&m, "swh_controller_leader")? == 1.0);
+        }
+        (flags.iter().filter(|f| **f).count() == 1).then(|| flags.iter().position(|f| *f))?
+    })
+    .await;
+    let follower = 1 - leader;
+
+    create_swh(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": "network.deckhouse.io/v1beta1", "kind": "ServiceWithHealthchecks",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}
+        }),
+    )
+    .await;
+    wait_swh(&client, &ns, "web", "reconciled", |o| {
+        cond_is(o, "ChildServiceReady", "True")
+    })
+    .await;
+    let (_, m) = http_get(ports[follower], "/metrics")
+        .await
+        .expect("metrics");
+    assert!(
+        !m.contains("swh_controller_api_writes_total{"),
+        "the follower must not write:\n{m}"
+    );
+    assert_eq!(metric(&m, "swh_controller_reconciles_total"), Some(0.0));
+
+    // The leader stops (SIGTERM releases the lease): the follower takes over.
+    let (mut child, _) = replicas.0.remove(leader);
+    let pid = child.id();
+    process::stop(pid, Some(&mut child), Duration::from_secs(10));
+    let port = ports[follower];
+    testenv::wait_for("failover", Duration::from_secs(15), || async {
+        let (_, m) = http_get(port, "/metrics").await?;
+        (metric(&m, "swh_controller_leader")? == 1.0).then_some(())
+    })
+    .await;
+    swh_api(&client, &ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"after": "failover"}}})),
+        )
+        .await
+        .expect("patch");
+    wait_service(&client, &ns, "web", "label after failover", LIMIT, |s| {
+        s.metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .contains_key("after")
+    })
+    .await;
+    testenv::wait_for("new leader reconciles", LIMIT, || async {
+        let (_, m) = http_get(port, "/metrics").await?;
+        (metric(&m, "swh_controller_reconciles_total")? > 0.0).then_some(())
+    })
+    .await;
+}
