@@ -36,6 +36,7 @@ use crate::probe::{ProbeSpec, ProbeTarget, Prober};
 use crate::schedule::{ProbeResult, Scheduler, SchedulerConfig, instant_from_system};
 use crate::secrets::SecretWatches;
 use crate::slices;
+use crate::status_writer::Disposition;
 use crate::targets::{PodInfo, SecretState, mode_label};
 use crate::{slice_writer, status_writer};
 
@@ -68,7 +69,7 @@ pub enum Input {
         slice: ObjectKey,
         swh: ObjectKey,
         desired: Box<EndpointSlice>,
-        result: Result<Box<EndpointSlice>, String>,
+        result: Result<Box<EndpointSlice>, (String, Disposition)>,
     },
     SliceDeleted {
         slice: ObjectKey,
@@ -79,8 +80,7 @@ pub enum Input {
     StatusApplied {
         swh: ObjectKey,
         signature: Vec<EndpointStatus>,
-        /// `Err((message, gone))`.
-        result: Result<(), (String, bool)>,
+        result: Result<(), (String, Disposition)>,
     },
     Retry(ObjectKey),
 }
@@ -524,7 +524,17 @@ impl Engine {
                         self.observe_slice(*stored);
                         self.dirty.insert(swh);
                     }
-                    Err(error) => {
+                    Err((error, Disposition::Rejected)) => {
+                        self.metrics.slice_write("apply", false);
+                        tracing::error!(ns = %slice.0, name = %slice.1, %error, "slice write rejected; not retrying until the next change");
+                        // Remember it as applied against what is there now: no retry loop.
+                        let rv = self
+                            .observed
+                            .get(&slice)
+                            .and_then(|o| o.metadata.resource_version.clone());
+                        self.applied.insert(slice, (*desired, rv));
+                    }
+                    Err((error, _)) => {
                         self.metrics.slice_write("apply", false);
                         tracing::warn!(ns = %slice.0, name = %slice.1, %error, "slice write failed; retrying");
                         self.retry_later(swh);
@@ -570,13 +580,20 @@ impl Engine {
                         self.status_applied.insert(swh.clone(), signature);
                         self.dirty.insert(swh);
                     }
-                    Err((error, gone)) => {
+                    Err((error, disposition)) => {
                         self.metrics.status_write(false);
-                        if gone {
-                            self.status_applied.remove(&swh);
-                        } else {
-                            tracing::warn!(ns = %swh.0, name = %swh.1, %error, "status write failed; retrying");
-                            self.retry_later(swh);
+                        match disposition {
+                            Disposition::Gone => {
+                                self.status_applied.remove(&swh);
+                            }
+                            Disposition::Rejected => {
+                                tracing::error!(ns = %swh.0, name = %swh.1, %error, "status write rejected; not retrying until the next change");
+                                self.status_applied.insert(swh, signature);
+                            }
+                            Disposition::Retry => {
+                                tracing::warn!(ns = %swh.0, name = %swh.1, %error, "status write failed; retrying");
+                                self.retry_later(swh);
+                            }
                         }
                     }
                 }
@@ -777,7 +794,7 @@ impl Engine {
             let result = slice_writer::apply(&client, &desired)
                 .await
                 .map(Box::new)
-                .map_err(|e| format!("{e}"));
+                .map_err(|e| (e.to_string(), e.disposition()));
             let _ = tx
                 .send(Input::SliceApplied {
                     slice,
@@ -836,7 +853,7 @@ impl Engine {
             let _permit = sem.acquire_owned().await;
             let result = status_writer::apply(&client, &node, &swh.0, &swh.1, &entries)
                 .await
-                .map_err(|e| (e.to_string(), e.is_not_found()));
+                .map_err(|e| (e.to_string(), e.disposition()));
             let _ = tx
                 .send(Input::StatusApplied {
                     swh,

@@ -27,6 +27,17 @@ pub enum SliceWriteError {
     Unnamed,
 }
 
+impl SliceWriteError {
+    pub fn disposition(&self) -> crate::status_writer::Disposition {
+        match self {
+            SliceWriteError::Apply { source, .. } | SliceWriteError::Delete { source, .. } => {
+                crate::status_writer::disposition(source)
+            }
+            SliceWriteError::Unnamed => crate::status_writer::Disposition::Rejected,
+        }
+    }
+}
+
 /// The body to apply: the slice with `apiVersion`/`kind` set.
 pub fn apply_body(slice: &EndpointSlice) -> serde_json::Value {
     let mut v = serde_json::to_value(slice).unwrap_or(serde_json::Value::Null);

@@ -20,10 +20,37 @@ pub enum StatusWriteError {
     },
 }
 
+/// What to do after a failed write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The object is gone: nothing to write.
+    Gone,
+    /// The server rejected the request (4xx other than 401/403/409/429): retrying the same
+    /// request would fail the same way; the next change writes again.
+    Rejected,
+    /// Transient (5xx, 409, 429, transport) or fixable outside (401/403: credentials or RBAC):
+    /// retry with backoff (at most every 30 s).
+    Retry,
+}
+
+/// Classifies a failed API call.
+pub fn disposition(e: &kube::Error) -> Disposition {
+    match e {
+        kube::Error::Api(s) if s.is_not_found() => Disposition::Gone,
+        kube::Error::Api(s)
+            if (400..500).contains(&s.code) && ![401, 403, 409, 429].contains(&s.code) =>
+        {
+            Disposition::Rejected
+        }
+        _ => Disposition::Retry,
+    }
+}
+
 impl StatusWriteError {
-    /// The SWH is gone: nothing to retry.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, StatusWriteError::Apply { source: kube::Error::Api(s), .. } if s.is_not_found())
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            StatusWriteError::Apply { source, .. } => disposition(source),
+        }
     }
 }
 

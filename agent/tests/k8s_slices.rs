@@ -388,3 +388,22 @@ fn status_apply_body_holds_only_this_nodes_entries() {
     assert_eq!(slice_body["apiVersion"], "discovery.k8s.io/v1");
     assert_eq!(slice_body["kind"], "EndpointSlice");
 }
+
+#[test]
+fn failed_writes_are_classified_for_retry() {
+    use kube::core::Status;
+    use swh_agent::status_writer::{Disposition, disposition};
+    let api = |code: u16, reason: &str| {
+        kube::Error::Api(Status::failure("x", reason).with_code(code).boxed())
+    };
+    assert_eq!(disposition(&api(404, "NotFound")), Disposition::Gone);
+    assert_eq!(disposition(&api(422, "Invalid")), Disposition::Rejected);
+    assert_eq!(disposition(&api(400, "BadRequest")), Disposition::Rejected);
+    assert_eq!(disposition(&api(403, "Forbidden")), Disposition::Retry);
+    assert_eq!(disposition(&api(409, "Conflict")), Disposition::Retry);
+    assert_eq!(
+        disposition(&api(429, "TooManyRequests")),
+        Disposition::Retry
+    );
+    assert_eq!(disposition(&api(500, "InternalError")), Disposition::Retry);
+}
