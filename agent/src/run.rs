@@ -58,8 +58,10 @@ pub enum WatchMsg<T> {
 /// An SWH that deserialised, or the key and error of one that didn't.
 pub type SwhItem = Result<Arc<ServiceWithHealthchecks>, (ObjectKey, String)>;
 
-/// Everything the engine reacts to (besides probe results).
+/// Everything the engine reacts to (besides probe results). Messages are moved once through
+/// a channel and never stored, so variant sizes don't matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Input {
     Pods(WatchMsg<PodInfo>),
     Swhs(WatchMsg<SwhItem>),

@@ -279,6 +279,17 @@ pub fn build(owner: &Owner, node: &str, endpoints: &[EndpointInput]) -> Vec<Endp
     out
 }
 
+/// (kind, namespace, name, uid) of a target reference.
+type TargetView = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// (SWH name, pod UID, address) of a published endpoint.
+pub type PublishedKey = (String, String, String);
+
 /// What of an endpoint the agent sets (and compares).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct EndpointView {
@@ -287,12 +298,7 @@ struct EndpointView {
     serving: Option<bool>,
     terminating: Option<bool>,
     node_name: Option<String>,
-    target: Option<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    target: Option<TargetView>,
 }
 
 fn endpoint_view(e: &Endpoint) -> EndpointView {
@@ -355,9 +361,7 @@ pub fn needs_write(desired: &EndpointSlice, observed: &EndpointSlice) -> bool {
 
 /// Per endpoint of a slice this agent wrote: (SWH name, pod UID, address) → (ready, serving).
 /// Used on start-up to keep published conditions until fresh probe results decide.
-pub fn published_conditions(
-    slice: &EndpointSlice,
-) -> Vec<((String, String, String), (bool, bool))> {
+pub fn published_conditions(slice: &EndpointSlice) -> Vec<(PublishedKey, (bool, bool))> {
     let Some(swh) = slice
         .metadata
         .labels

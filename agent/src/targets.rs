@@ -248,8 +248,9 @@ impl SecretState {
     }
 }
 
-/// How a probe runs against one pod.
+/// How a probe runs against one pod (a short-lived value, never stored).
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum ProbePlan {
     /// Schedule it.
     Run {
