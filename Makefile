@@ -31,10 +31,15 @@ down:
 
 demo: up
 	@bin=$$(e2e/controlplane/build.sh); export KUBECONFIG=$(SWH_LOCAL_DIR)/kubeconfig; \
-	echo "--- smoke check"; \
-	"$$bin/kubectl" get --raw /readyz; echo; \
-	"$$bin/kubectl" version; \
-	"$$bin/kubectl" get namespaces
+	export PATH="$$bin:$(CURDIR)/target/debug:$$PATH"; \
+	target/debug/swh-local demo; \
+	echo; echo "$$ kubectl get swh -n my-ns"; kubectl get swh -n my-ns; \
+	echo; echo "$$ kubectl get endpointslices -n my-ns -l endpointslice.kubernetes.io/managed-by=swh-agent.network.deckhouse.io"; \
+	kubectl get endpointslices -n my-ns -l endpointslice.kubernetes.io/managed-by=swh-agent.network.deckhouse.io \
+	  -o custom-columns='NAME:.metadata.name,SERVICE:.metadata.labels.kubernetes\.io/service-name,ADDRESSES:.endpoints[*].addresses[0],READY:.endpoints[*].conditions.ready'; \
+	echo; echo "$$ kubectl swh status -A"; kubectl swh status -A; \
+	echo; echo "$$ kubectl swh status -n my-ns postgres-write"; kubectl swh status -n my-ns postgres-write; \
+	echo; echo "Everything keeps running: export KUBECONFIG=$(SWH_LOCAL_DIR)/kubeconfig; make down stops it."
 
 # Fails when the ring crypto provider enters the dependency tree (one provider: aws-lc-rs).
 check-deps:

@@ -128,6 +128,12 @@ impl Backend {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// Leaves the process running past this handle (for `make demo`); returns its PID and log.
+    pub fn detach(mut self) -> Option<(u32, PathBuf)> {
+        let pid = self.child.take().map(|c| c.id())?;
+        Some((pid, self.log.clone()))
+    }
 }
 
 impl Drop for Backend {
@@ -339,6 +345,15 @@ impl Postgres {
         Self::run(c, "pg_ctl stop")?;
         self.running = false;
         Ok(())
+    }
+
+    /// Leaves the server running past this handle (for `make demo`); returns the postmaster
+    /// PID and the server log.
+    pub fn detach(mut self) -> Option<(u32, PathBuf)> {
+        let pidfile = std::fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?;
+        let pid = pidfile.lines().next()?.trim().parse().ok()?;
+        self.running = false;
+        Some((pid, self.data_dir.with_file_name("server.log")))
     }
 
     /// Promotes a standby to primary.

@@ -66,6 +66,9 @@ pub struct ProcessInfo {
     pub name: String,
     pub pid: u32,
     pub log: PathBuf,
+    /// Stop with SIGINT instead of SIGTERM (PostgreSQL's fast shutdown).
+    #[serde(default)]
+    pub interrupt: bool,
 }
 
 /// A running local cluster; serialised to `<work_dir>/state.json`.
@@ -271,6 +274,7 @@ impl LocalCluster {
             name: name.to_string(),
             pid: child.id(),
             log,
+            interrupt: false,
         });
         self.children.push(child);
         self.save()
@@ -361,8 +365,27 @@ impl LocalCluster {
             name: name.into(),
             pid: child.id(),
             log,
+            interrupt: false,
         });
         self.children.push(child);
+        self.save()
+    }
+
+    /// Records a process this cluster did not spawn (a detached backend, a PostgreSQL
+    /// postmaster) so `stop` ends it too.
+    pub fn adopt_pid(
+        &mut self,
+        name: &str,
+        pid: u32,
+        log: PathBuf,
+        interrupt: bool,
+    ) -> Result<(), ClusterError> {
+        self.processes.push(ProcessInfo {
+            name: name.into(),
+            pid,
+            log,
+            interrupt,
+        });
         self.save()
     }
 
@@ -375,7 +398,12 @@ impl LocalCluster {
         let mut children = std::mem::take(&mut self.children);
         for info in self.processes.iter().rev() {
             let child = children.iter_mut().find(|c| c.id() == info.pid);
-            process::stop(info.pid, child, Duration::from_secs(20));
+            let signal = if info.interrupt {
+                nix::sys::signal::Signal::SIGINT
+            } else {
+                nix::sys::signal::Signal::SIGTERM
+            };
+            process::stop_with(info.pid, child, signal, Duration::from_secs(20));
         }
         self.pod_network.destroy();
         let _ = std::fs::remove_dir_all(&self.work_dir);

@@ -4,11 +4,13 @@
 
 pub mod backend;
 pub mod controlplane;
+pub mod demo;
 pub mod identity;
 pub mod objects;
 pub mod pki;
 pub mod podnet;
 pub mod process;
 pub mod slices;
+pub mod stack;
 pub mod testenv;
 pub mod webhook_install;

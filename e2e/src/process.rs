@@ -72,9 +72,14 @@ pub fn alive(pid: u32) -> bool {
 
 /// Sends SIGTERM, waits up to `grace`, then SIGKILL. Reaps `child` when given.
 pub fn stop(pid: u32, child: Option<&mut Child>, grace: Duration) {
+    stop_with(pid, child, Signal::SIGTERM, grace)
+}
+
+/// Like [`stop`], with another first signal.
+pub fn stop_with(pid: u32, child: Option<&mut Child>, first: Signal, grace: Duration) {
     let Ok(raw) = i32::try_from(pid) else { return };
     let p = Pid::from_raw(raw);
-    let _ = kill(p, Signal::SIGTERM);
+    let _ = kill(p, first);
     let deadline = Instant::now() + grace;
     let mut child = child;
     loop {

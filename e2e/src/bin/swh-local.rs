@@ -35,11 +35,17 @@ enum Cmd {
         /// Pod range: 10.N.0.0/16 and fd00:10:N::/64.
         #[arg(long, default_value_t = 244)]
         pod_range: u8,
+        /// Only the control plane: no CRDs, webhook, controller or agents.
+        #[arg(long)]
+        control_plane_only: bool,
     },
     /// Stop everything `up` started and remove the work directory.
     Down,
     /// Print `export KUBECONFIG=...`.
     Env,
+    /// Deploy the two seed scenarios (VM with web+smtp, PostgreSQL primary+replicas) into
+    /// namespace my-ns and wait until they publish.
+    Demo,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,12 +57,13 @@ fn main() -> anyhow::Result<()> {
             tag,
             link,
             pod_range,
+            control_plane_only,
         } => {
             if tag.is_empty() || tag.len() > 8 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
                 anyhow::bail!("--tag {tag:?}: use 1-8 ASCII letters or digits (it names a veth)");
             }
             let bin_dir = std::fs::canonicalize(&bin_dir)?;
-            let c = LocalCluster::start(&ClusterOptions {
+            let mut c = LocalCluster::start(&ClusterOptions {
                 bin_dir,
                 work_dir: args.dir.clone(),
                 tag,
@@ -70,6 +77,35 @@ fn main() -> anyhow::Result<()> {
                 c.pod_network.v4_cidr(),
                 c.pod_network.v6_cidr()
             );
+            if !control_plane_only {
+                let started = std::time::Instant::now();
+                if let Err(e) = swh_e2e::stack::start(&mut c) {
+                    let dir = c.work_dir.clone();
+                    eprintln!(
+                        "starting the swh components failed; logs in {}",
+                        dir.display()
+                    );
+                    // Keep the logs for a look, stop everything else.
+                    let keep = std::env::temp_dir().join("swh-local-failed-logs");
+                    let _ = std::fs::remove_dir_all(&keep);
+                    let _ = std::fs::create_dir_all(&keep);
+                    if let Ok(entries) = std::fs::read_dir(&dir) {
+                        for e in entries.flatten() {
+                            if e.path().extension().is_some_and(|x| x == "log") {
+                                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+                            }
+                        }
+                    }
+                    c.stop();
+                    eprintln!("logs copied to {}", keep.display());
+                    return Err(e.into());
+                }
+                eprintln!(
+                    "swh components ready in {:.1}s: webhook, controller, agents on {}",
+                    started.elapsed().as_secs_f64(),
+                    swh_e2e::stack::NODES.join(", ")
+                );
+            }
             println!("export KUBECONFIG={}", c.kubeconfig.display());
         }
         Cmd::Down => match LocalCluster::load(&args.dir) {
@@ -79,6 +115,20 @@ fn main() -> anyhow::Result<()> {
             }
             Err(e) => eprintln!("nothing to stop: {e}"),
         },
+        Cmd::Demo => {
+            let mut c = LocalCluster::load(&args.dir)?;
+            let backend = std::env::current_exe()?.with_file_name("swh-backend");
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let client = swh_e2e::testenv::admin_client(&c).await?;
+                swh_e2e::demo::deploy(&mut c, &client, &backend).await?;
+                anyhow::Ok(())
+            })?;
+            eprintln!(
+                "seed scenarios deployed in namespace {}",
+                swh_e2e::demo::NAMESPACE
+            );
+        }
         Cmd::Env => {
             let c = LocalCluster::load(&args.dir)?;
             println!("export KUBECONFIG={}", c.kubeconfig.display());
