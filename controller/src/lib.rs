@@ -466,3 +466,29 @@ impl<T: ResourceExt> SliceLike for T {
         self.namespace()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_defaults_and_validation() {
+        let a = Args::try_parse_from(["swh-controller"]).unwrap();
+        assert_eq!(a.admin_listen.to_string(), "127.0.0.1:9445");
+        assert_eq!(a.lease_name, "swh-controller");
+        assert_eq!(a.log_format, LogFormat::Plain);
+        assert!(a.validate().is_ok());
+        let a = Args::try_parse_from([
+            "swh-controller",
+            "--log-format=json",
+            "--lease-namespace=x",
+            "--lease-duration-seconds=5",
+            "--lease-grace-seconds=5",
+        ])
+        .unwrap();
+        assert_eq!(a.log_format, LogFormat::Json);
+        assert_eq!(a.lease_namespace, "x");
+        assert!(a.validate().is_err(), "grace must be below duration");
+        assert!(Args::try_parse_from(["swh-controller", "--log-format=xml"]).is_err());
+    }
+}

@@ -108,9 +108,7 @@ pub fn orphan_reason(
     if !swh_exists(&ns, svc) {
         return Some(Orphan::SwhGone);
     }
-    let Some(value) = label(s, NODE_LABEL).filter(|v| !v.is_empty()) else {
-        return None;
-    };
+    let value = label(s, NODE_LABEL).filter(|v| !v.is_empty())?;
     // The agent fits names longer than a label value (63) into a prefix and a hash; such a
     // value is not a node name, so the endpoints' nodeName tells the node instead.
     let nodes: Vec<&str> = if value.len() < MAX_LABEL_VALUE {
