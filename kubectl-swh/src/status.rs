@@ -556,8 +556,11 @@ async fn watch_detail(
     let now = Timestamp::now();
     let mut printed = detail_grid(&first, wide, now);
     let mut header_printed = !printed.rows.is_empty();
-    let mut last: BTreeMap<String, Vec<Cell>> =
-        detail_rows(&first, wide, now).into_iter().collect();
+    // Rows are compared as rendered at a fixed instant, so only real changes print a row
+    // (durations grow by themselves).
+    let mut last: BTreeMap<String, Vec<Cell>> = detail_rows(&first, wide, Timestamp::UNIX_EPOCH)
+        .into_iter()
+        .collect();
     let mut stream = watcher(
         api,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
@@ -589,11 +592,15 @@ async fn watch_detail(
             };
             header_printed = false;
         }
+        let fixed: BTreeMap<String, Vec<Cell>> = detail_rows(&swh, wide, Timestamp::UNIX_EPOCH)
+            .into_iter()
+            .collect();
         for (pod, row) in detail_rows(&swh, wide, now) {
-            if last.get(&pod) == Some(&row) {
+            let Some(cmp) = fixed.get(&pod) else { continue };
+            if last.get(&pod) == Some(cmp) {
                 continue;
             }
-            last.insert(pod, row.clone());
+            last.insert(pod, cmp.clone());
             printed.rows.push(row);
             if !header_printed && !style.no_headers {
                 out.print(&render(&printed, style))?;
@@ -661,7 +668,10 @@ async fn many(
                 match typed(o) {
                     Ok(s) => {
                         let row = list_row(&s, args.all_namespaces, wide, now);
-                        last.insert(key(o), row.clone());
+                        last.insert(
+                            key(o),
+                            list_row(&s, args.all_namespaces, wide, Timestamp::UNIX_EPOCH),
+                        );
                         grid.rows.push(row);
                     }
                     Err(e) => out.note(&format!("error: {e}")),
@@ -685,10 +695,9 @@ async fn many(
         .collect();
     let mut stream = watcher(api, cfg).boxed();
     while let Some(ev) = stream.try_next().await.map_err(watch_err)? {
-        let obj = match ev {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
-                o
-            }
+        let (obj, deleted) = match ev {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => (o, false),
+            watcher::Event::Delete(o) => (o, true),
             watcher::Event::Init | watcher::Event::InitDone => continue,
         };
         if known.get(&key(&obj)) == Some(&obj.metadata.resource_version) {
@@ -711,10 +720,14 @@ async fn many(
                     }
                 };
                 let row = list_row(&swh, args.all_namespaces, wide, Timestamp::now());
-                if last.get(&key(&obj)) == Some(&row) {
+                let cmp = list_row(&swh, args.all_namespaces, wide, Timestamp::UNIX_EPOCH);
+                if deleted {
+                    last.remove(&key(&obj));
+                } else if last.get(&key(&obj)) == Some(&cmp) {
                     continue;
+                } else {
+                    last.insert(key(&obj), cmp);
                 }
-                last.insert(key(&obj), row.clone());
                 grid.rows.push(row);
                 if grid.rows.len() == 1 && !style.no_headers {
                     out.print(&render(&grid, style))?;
