@@ -608,9 +608,22 @@ impl Index {
                 out.push(old.clone());
                 continue;
             }
+            let pod_ip = pod.primary_ip().map(|ip| ip.to_string());
             let probes: Vec<ProbeStatus> = views
                 .iter()
                 .map(|v| {
+                    let before = old
+                        .filter(|o| o.pod_ip == pod_ip)
+                        .and_then(|o| o.probes.as_ref())
+                        .and_then(|ps| ps.iter().find(|p| p.name == v.name));
+                    // Not probed yet by this process (e.g. just restarted, or waiting for its
+                    // Secret): the written state stands until a result decides.
+                    if v.state == ProbeState::Unknown
+                        && v.last_probe.is_none()
+                        && let Some(p) = before
+                    {
+                        return p.clone();
+                    }
                     let state = api_state(v.state);
                     let kept_since = old
                         .and_then(|o| o.probes.as_ref())
@@ -628,7 +641,6 @@ impl Index {
                     }
                 })
                 .collect();
-            let pod_ip = pod.primary_ip().map(|ip| ip.to_string());
             let ready = pod.ready && probes_ok;
             let signature = EntrySignature {
                 pod_ip: pod_ip.clone(),
@@ -660,10 +672,10 @@ impl Index {
             };
             self.transitions.insert(tkey, (signature, ltt));
             seen.insert(pod.name.clone());
-            let failed: Vec<String> = views
+            let failed: Vec<String> = probes
                 .iter()
-                .filter(|v| v.state == ProbeState::Failing)
-                .map(|v| v.name.clone())
+                .filter(|p| p.state == v1beta1::ProbeState::Failing)
+                .map(|p| p.name.clone())
                 .collect();
             out.push(EndpointStatus {
                 pod_name: pod.name.clone(),
