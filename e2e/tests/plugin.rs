@@ -590,7 +590,7 @@ async fn status_shows_the_error_of_a_failing_probe() {
     assert!(row.contains("503"), "the error in words: {row}");
     assert!(row.contains("false"), "not published: {row}");
     assert!(row.contains("✓"), "the TCP probe passes: {row}");
-    let header = detail.lines().nth(0).unwrap_or_default();
+    let header = detail.lines().next().unwrap_or_default();
     assert!(header.contains("0/1 published"), "{header}");
 }
 

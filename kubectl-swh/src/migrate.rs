@@ -192,6 +192,16 @@ fn more(origins: &[String]) -> String {
     }
 }
 
+/// A probe found in readinessProbes: (dedup key, probe, kind, container, notes, origins).
+type Found = (
+    String,
+    Probe,
+    &'static str,
+    String,
+    Vec<String>,
+    Vec<String>,
+);
+
 /// Probes for `svc` from the readinessProbes of `pods` (those the selector matches): httpGet →
 /// HTTP, tcpSocket → TCP, grpc → GRPC, named ports resolved, identical probes merged. Without
 /// any, one TCP probe per target port (`no_pods` says why in the comment when no pod matched).
@@ -203,14 +213,7 @@ pub fn propose(svc: &Service, pods: &[PodSource], no_pods: &str) -> Vec<Proposal
         .filter(|p| selects(&selector, &p.labels))
         .collect();
     // key → (probe, kind, container, notes, origins)
-    let mut found: Vec<(
-        String,
-        Probe,
-        &'static str,
-        String,
-        Vec<String>,
-        Vec<String>,
-    )> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
     let mut exec_only: Vec<String> = Vec::new();
     for pod in &matching {
         for c in &pod.spec.containers {
@@ -229,10 +232,10 @@ pub fn propose(svc: &Service, pods: &[PodSource], no_pods: &str) -> Vec<Proposal
                         )),
                     }
                 }
-                None if c.readiness_probe.as_ref().is_some_and(|p| p.exec.is_some()) => {
-                    if !exec_only.contains(&c.name) {
-                        exec_only.push(c.name.clone());
-                    }
+                None if c.readiness_probe.as_ref().is_some_and(|p| p.exec.is_some())
+                    && !exec_only.contains(&c.name) =>
+                {
+                    exec_only.push(c.name.clone());
                 }
                 None => {}
             }
@@ -840,15 +843,15 @@ pub async fn run(global: &GlobalArgs, args: &MigrateArgs, out: &mut Out) -> Resu
     let svc = services.get(&name).await?;
     let swh_api_v: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &swh_resource(args.api_version));
-    if let Some(owner) = owned_by_swh(&svc, &name) {
-        if !has_selector(&svc) {
-            out.note(&format!(
-                "service/{name} is already managed by {}/{} (migrated)",
-                output::resource_prefix(),
-                owner.name
-            ));
-            return Ok(0);
-        }
+    if let Some(owner) = owned_by_swh(&svc, &name)
+        && !has_selector(&svc)
+    {
+        out.note(&format!(
+            "service/{name} is already managed by {}/{} (migrated)",
+            output::resource_prefix(),
+            owner.name
+        ));
+        return Ok(0);
     }
     if !has_selector(&svc) && owned_by_swh(&svc, &name).is_none() {
         return Err(Error::Other(format!(
@@ -990,18 +993,17 @@ async fn apply(
     let mut last = String::new();
     let outcome = loop {
         let svc = services.get(&name).await;
-        if let Ok(svc) = &svc {
-            if handed_over(svc, &name, &uid) {
-                break Ok(svc.clone());
-            }
+        if let Ok(svc) = &svc
+            && handed_over(svc, &name, &uid)
+        {
+            break Ok(svc.clone());
         }
-        if let Ok(Some(o)) = swhs.get_opt(&name).await {
-            if let Some(p) = adopted_progress(&o) {
-                if p != last {
-                    out.note(&format!("  {p}"));
-                    last = p;
-                }
-            }
+        if let Ok(Some(o)) = swhs.get_opt(&name).await
+            && let Some(p) = adopted_progress(&o)
+            && p != last
+        {
+            out.note(&format!("  {p}"));
+            last = p;
         }
         if start.elapsed() >= timeout {
             break Err(format!(
