@@ -13,6 +13,9 @@
 //!   `publishNotReadyAddresses`, every pod is ready (serving follows the pod, like upstream).
 //!   Unknown (not decided yet) counts as not passing, except right after start-up: an address an
 //!   existing slice publishes keeps its published conditions until results decide.
+//! - Nothing is published while the controller reports a foreign Service of the same name
+//!   (`ChildServiceConflict` True) and the SWH lacks `adopt-service: "true"` ([`Index::publishes`]);
+//!   probes keep running and status entries say `published: false`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -81,6 +84,24 @@ fn matches_selector(swh: &ServiceWithHealthchecks, pod: &PodInfo) -> bool {
         .iter()
         .flatten()
         .all(|(k, v)| pod.labels.get(k) == Some(v))
+}
+
+/// `ChildServiceConflict` is True and the SWH does not carry `adopt-service: "true"`.
+fn blocked_by_conflict(swh: &ServiceWithHealthchecks) -> bool {
+    let conflict = swh
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == swh_api::conditions::CHILD_SERVICE_CONFLICT && c.status == "True");
+    let adopt = swh
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(swh_api::annotations::ADOPT_SERVICE))
+        .is_some_and(|v| v == "true");
+    conflict && !adopt
 }
 
 fn key_of(swh: &ServiceWithHealthchecks) -> Option<ObjectKey> {
@@ -544,11 +565,24 @@ impl Index {
         }
     }
 
-    /// The endpoints to publish for `key` on this node.
+    /// Whether `key`'s endpoints may be published. Not while the controller reports a foreign
+    /// Service of the same name (`ChildServiceConflict` True) and the SWH does not ask for
+    /// adoption: our slices would carry the SWH's name and merge into someone else's Service.
+    /// With `adopt-service: "true"` publishing goes on (the controller's handover waits for
+    /// our slices). Probing goes on either way, so a resolved conflict publishes decided states.
+    pub fn publishes(&self, key: &ObjectKey) -> bool {
+        self.swhs.get(key).is_some_and(|s| !blocked_by_conflict(s))
+    }
+
+    /// The endpoints to publish for `key` on this node (none while [`Index::publishes`] is
+    /// false).
     pub fn endpoints(&self, key: &ObjectKey) -> Vec<EndpointInput> {
         let Some(swh) = self.swhs.get(key) else {
             return Vec::new();
         };
+        if blocked_by_conflict(swh) {
+            return Vec::new();
+        }
         self.selected(key)
             .into_iter()
             .filter_map(|pod| {
@@ -598,11 +632,16 @@ impl Index {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         let pods: Vec<PodInfo> = self.selected(key).into_iter().cloned().collect();
+        let publishes = !blocked_by_conflict(&swh);
         for pod in &pods {
             let views = self.probe_views(key, pod);
-            let (conditions, probes_ok, seeded) = self.conditions(key, pod, &views);
+            let (mut conditions, probes_ok, seeded) = self.conditions(key, pod, &views);
+            conditions.ready &= publishes;
             let old = observed.get(pod.name.as_str()).copied();
-            if seeded && let Some(old) = old {
+            if seeded
+                && publishes
+                && let Some(old) = old
+            {
                 // Restarted, probes not decided yet: the entry stays as it was written.
                 seen.insert(pod.name.clone());
                 out.push(old.clone());

@@ -598,3 +598,73 @@ fn removing_an_swh_forgets_its_results() {
     ix.upsert_swh(tcp_swh("ns", "web", json!({}), json!(8080), json!(8080)));
     assert_eq!(conditions(&ix, &k)["a"], NOT_READY);
 }
+
+/// The SWH `web` with a TCP probe, its child Service in conflict (as the controller reports it),
+/// optionally asking for adoption.
+fn conflicted_swh(
+    adopt: Option<&str>,
+) -> std::sync::Arc<swh_api::v1beta1::ServiceWithHealthchecks> {
+    let mut s = (*tcp_swh("ns", "web", json!({}), json!(80), json!(80))).clone();
+    if let Some(v) = adopt {
+        s.metadata.annotations = Some(BTreeMap::from([(
+            swh_api::annotations::ADOPT_SERVICE.to_string(),
+            v.to_string(),
+        )]));
+    }
+    s.status = Some(
+        serde_json::from_value(json!({"conditions": [{
+            "type": "ChildServiceConflict", "status": "True", "reason": "ServiceNotOwned",
+            "message": "Service ns/web exists and is not owned by this SWH",
+            "lastTransitionTime": "2023-11-14T22:13:20Z"}]}))
+        .expect("status json"),
+    );
+    std::sync::Arc::new(s)
+}
+
+#[test]
+fn a_foreign_service_of_the_same_name_blocks_publishing_unless_adoption_is_asked() {
+    let k = key("ns", "web");
+    for (adopt, publishes) in [(None, false), (Some("false"), false), (Some("true"), true)] {
+        let mut ix = Index::new("node-a");
+        ix.upsert_swh(conflicted_swh(adopt));
+        ix.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+        // Probing goes on either way.
+        assert_eq!(ix.targets(&k, t(0)).len(), 1, "adopt={adopt:?}");
+        ix.record(tk("ns", "web", "a", "tcp"), decided(true));
+        assert_eq!(ix.publishes(&k), publishes, "adopt={adopt:?}");
+        let expected = if publishes {
+            BTreeMap::from([("a".to_string(), READY)])
+        } else {
+            BTreeMap::new()
+        };
+        assert_eq!(conditions(&ix, &k), expected, "adopt={adopt:?}");
+        let owner = ix.owner(&k).expect("owner");
+        assert_eq!(
+            slices::build(&owner, "node-a", &ix.endpoints(&k)).is_empty(),
+            !publishes
+        );
+        let st = ix.statuses(&k, t(10));
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].published, Some(publishes), "adopt={adopt:?}");
+        assert_eq!(st[0].probes_successful, Some(true));
+    }
+    // The conflict resolved (condition False): publishing resumes.
+    let mut ix = Index::new("node-a");
+    let mut s = (*conflicted_swh(None)).clone();
+    if let Some(c) = s
+        .status
+        .as_mut()
+        .and_then(|st| st.conditions.as_mut())
+        .and_then(|c| c.first_mut())
+    {
+        c.status = "False".into();
+    }
+    ix.upsert_swh(std::sync::Arc::new(s));
+    ix.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+    ix.record(tk("ns", "web", "a", "tcp"), decided(true));
+    assert!(ix.publishes(&k));
+    assert_eq!(
+        conditions(&ix, &k),
+        BTreeMap::from([("a".to_string(), READY)])
+    );
+}
