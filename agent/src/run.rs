@@ -33,7 +33,7 @@ use crate::admin::{self, AdminState};
 use crate::index::{Index, ObjectKey, TargetKey, status_signature};
 use crate::metrics::Metrics;
 use crate::probe::{ProbeSpec, ProbeTarget, Prober};
-use crate::schedule::{ProbeResult, Scheduler, SchedulerConfig, instant_from_system};
+use crate::schedule::{ProbeResult, Scheduler, SchedulerConfig, instant_from_system, resets};
 use crate::secrets::SecretWatches;
 use crate::slices;
 use crate::status_writer::Disposition;
@@ -698,7 +698,7 @@ impl Engine {
             let (changed, reset) = match self.scheduled.get(&t.key) {
                 Some(s) => (
                     s.spec != t.spec || s.target != t.target || s.start != t.start,
-                    s.target != t.target || s.spec.kind != t.spec.kind,
+                    resets(s.target, &s.spec, t.target, &t.spec),
                 ),
                 None => (true, true),
             };

@@ -39,6 +39,14 @@ pub trait ProbeRunner: Send + Sync + 'static {
     /// Called when a pair is removed or changes target/kind (e.g. to close a persistent
     /// connection).
     fn release(&self, _spec: &ProbeSpec, _target: ProbeTarget) {}
+
+    /// Called when a pair's spec changed without a reset (e.g. new credentials): `old` will not
+    /// run again. By default, a different kind releases `old`.
+    fn replaced(&self, old: &ProbeSpec, spec: &ProbeSpec, target: ProbeTarget) {
+        if old.kind != spec.kind {
+            self.release(old, target);
+        }
+    }
 }
 
 impl ProbeRunner for Prober {
@@ -49,6 +57,10 @@ impl ProbeRunner for Prober {
 
     fn release(&self, spec: &ProbeSpec, target: ProbeTarget) {
         Prober::release(self, spec, target);
+    }
+
+    fn replaced(&self, old: &ProbeSpec, spec: &ProbeSpec, target: ProbeTarget) {
+        Prober::replaced(self, old, spec, target);
     }
 }
 
@@ -160,8 +172,8 @@ where
     /// the first probe runs no earlier than `start + spec.initial_delay`.
     ///
     /// On update, a different target or probe kind resets the pair to `Unknown` and drops the
-    /// result of a run in progress; other changes (timing, thresholds, name) keep its state and
-    /// apply from the next run.
+    /// result of a run in progress; other changes (timing, thresholds, name, credentials: see
+    /// [`resets`]) keep its state and apply from the next run.
     pub fn upsert(
         &self,
         key: K,
@@ -186,6 +198,19 @@ where
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
+}
+
+/// Whether an update of a pair from (`old_target`, `old`) to (`target`, `spec`) resets it to
+/// `Unknown`: a different target or probe kind does; timing, thresholds, name and credentials
+/// ([`crate::probe::ProbeKind::same_but_credentials`]) don't, so a rotated Secret never makes
+/// a healthy endpoint not ready.
+pub fn resets(
+    old_target: ProbeTarget,
+    old: &ProbeSpec,
+    target: ProbeTarget,
+    spec: &ProbeSpec,
+) -> bool {
+    old_target != target || !old.kind.same_but_credentials(&spec.kind)
 }
 
 /// Converts a wall-clock time (e.g. a pod's `creationTimestamp`) to an `Instant` for
@@ -325,7 +350,7 @@ where
                 if entry.target == target && *entry.spec == *spec && entry.start == start {
                     return;
                 }
-                let reset = entry.target != target || entry.spec.kind != spec.kind;
+                let reset = resets(entry.target, &entry.spec, target, &spec);
                 let old_spec = std::mem::replace(&mut entry.spec, spec.clone());
                 let old_target = entry.target;
                 entry.target = target;
@@ -338,6 +363,7 @@ where
                     // Recomputed below (needs &mut self for the jitter).
                     None
                 } else {
+                    self.runner.replaced(&old_spec, &spec, target);
                     let earliest = start + spec.initial_delay;
                     Some(match entry.last_start {
                         Some(last) => (last + spec.period).max(earliest),

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use swh_agent::probe::{ProbeKind, ProbeOutcome, ProbeSpec, ProbeTarget};
+use swh_agent::probe::{
+    PgCredentials, PostgresSpec, ProbeKind, ProbeOutcome, ProbeSpec, ProbeTarget,
+};
 use swh_agent::schedule::{ProbeResult, ProbeRunner, Scheduler, SchedulerConfig};
 use swh_agent::threshold::ProbeState;
 use tokio::sync::mpsc::Receiver;
@@ -21,6 +23,8 @@ struct Script {
     /// (port, start) of every run.
     starts: Mutex<Vec<(u16, Instant)>>,
     released: Mutex<Vec<ProbeTarget>>,
+    /// Every spec a run was given.
+    specs: Mutex<Vec<Arc<ProbeSpec>>>,
 }
 
 impl Script {
@@ -35,8 +39,9 @@ impl Script {
 struct Scripted(Arc<Script>);
 
 impl ProbeRunner for Scripted {
-    fn run(&self, _spec: Arc<ProbeSpec>, target: ProbeTarget) -> BoxFuture<'static, ProbeOutcome> {
+    fn run(&self, spec: Arc<ProbeSpec>, target: ProbeTarget) -> BoxFuture<'static, ProbeOutcome> {
         let script = self.0.clone();
+        script.specs.lock().unwrap().push(spec);
         Box::pin(async move {
             script
                 .starts
@@ -392,4 +397,76 @@ async fn dropping_every_handle_stops_the_scheduler() {
     drop(sched);
     // Drains whatever was in flight, then the channel closes.
     while let Some(_r) = rx.recv().await {}
+}
+
+fn pg_spec(password: &str) -> ProbeSpec {
+    ProbeSpec {
+        period: Duration::from_secs(1),
+        ..ProbeSpec::new(
+            "db",
+            ProbeKind::Postgres(PostgresSpec::new(Ok(PgCredentials {
+                user: "probe".into(),
+                password: password.into(),
+            }))),
+        )
+    }
+}
+
+fn password(spec: &ProbeSpec) -> String {
+    match &spec.kind {
+        ProbeKind::Postgres(p) => p.credentials.as_ref().unwrap().password.clone(),
+        _ => panic!("not a PostgreSQL spec"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rotated_credentials_keep_the_state_and_apply_from_the_next_run() {
+    let (sched, mut rx, script) = start(seeded());
+    let t0 = Instant::now();
+    sched.upsert("a".to_string(), target(1), pg_spec("old"), t0);
+    let r = next(&mut rx).await;
+    assert_eq!(r.state.state, ProbeState::Passing);
+    // The Secret is rotated (a new password, and a client certificate appears).
+    let mut rotated = pg_spec("new");
+    if let ProbeKind::Postgres(p) = &mut rotated.kind {
+        p.tls.client_cert_pem = Some("CERT".into());
+        p.tls.client_key_pem = Some("KEY".into());
+    }
+    sched.upsert("a".to_string(), target(1), rotated, t0);
+    let r = next(&mut rx).await;
+    assert_eq!(r.transition, None, "no reset to Unknown, no transition");
+    assert_eq!(r.state.state, ProbeState::Passing);
+    assert_eq!(
+        r.state.consecutive_successes, 2,
+        "the run of successes goes on"
+    );
+    assert_eq!(password(&r.probe), "new");
+    let seen: Vec<String> = script
+        .specs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| password(s))
+        .collect();
+    assert_eq!(
+        seen,
+        ["old", "new"],
+        "the next run uses the new credentials"
+    );
+    assert_eq!(
+        *script.released.lock().unwrap(),
+        [target(1)],
+        "what was built on the old credentials is released"
+    );
+    // Another kind of change still resets.
+    let mut other = pg_spec("new");
+    if let ProbeKind::Postgres(p) = &mut other.kind {
+        p.db_name = Some("other".into());
+    }
+    sched.upsert("a".to_string(), target(1), other, t0);
+    let r = next(&mut rx).await;
+    assert_eq!(
+        r.state.consecutive_successes, 1,
+        "a different database is a new probe"
+    );
 }

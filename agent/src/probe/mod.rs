@@ -76,6 +76,17 @@ impl ProbeKind {
             ProbeKind::Grpc(_) => "grpc",
         }
     }
+
+    /// Whether `other` is the same probe, credentials aside: a PostgreSQL probe whose Secret
+    /// changed (rotated password, new client certificate or CA, or a Secret that appeared) is
+    /// still the same probe, so its state is kept; [`Prober::replaced`] drops a persistent
+    /// connection made with the old credentials. Every other difference of kind is a new probe.
+    pub fn same_but_credentials(&self, other: &ProbeKind) -> bool {
+        match (self, other) {
+            (ProbeKind::Postgres(a), ProbeKind::Postgres(b)) => a.same_but_credentials(b),
+            (a, b) => a == b,
+        }
+    }
 }
 
 /// Where a probe goes: the pod IP and the port resolved for this pod.
@@ -193,6 +204,14 @@ impl Prober {
     pub fn release(&self, spec: &ProbeSpec, target: ProbeTarget) {
         if let ProbeKind::Postgres(p) = &spec.kind {
             self.inner.pg.release(p, target);
+        }
+    }
+
+    /// `spec` replaced `old` for `target` without a reset (e.g. new credentials): drops a
+    /// persistent connection that no longer matches what the next attempt will use.
+    pub fn replaced(&self, old: &ProbeSpec, spec: &ProbeSpec, target: ProbeTarget) {
+        if let (ProbeKind::Postgres(o), ProbeKind::Postgres(n)) = (&old.kind, &spec.kind) {
+            self.inner.pg.replaced(o, n, target);
         }
     }
 

@@ -130,6 +130,26 @@ impl PostgresSpec {
         }
     }
 
+    /// Equal but for `credentials` and the TLS material that comes with them (CA, client
+    /// certificate and key): what a Secret rotation changes.
+    pub fn same_but_credentials(&self, other: &PostgresSpec) -> bool {
+        self.db_name == other.db_name
+            && self.query == other.query
+            && self.connection == other.connection
+            && self.tls.mode == other.tls.mode
+            && self.tls.server_name == other.tls.server_name
+    }
+
+    fn key(&self, target: ProbeTarget) -> Option<PgKey> {
+        let credentials = self.credentials.as_ref().ok()?;
+        Some(PgKey {
+            target,
+            db_name: self.db_name.clone(),
+            credentials: credentials.clone(),
+            tls: self.tls.clone(),
+        })
+    }
+
     fn query(&self) -> &str {
         if self.query.trim().is_empty() {
             DEFAULT_QUERY
@@ -249,13 +269,17 @@ impl PgPool {
     }
 
     pub fn release(&self, spec: &PostgresSpec, target: ProbeTarget) {
-        if let Ok(credentials) = &spec.credentials {
-            let key = PgKey {
-                target,
-                db_name: spec.db_name.clone(),
-                credentials: credentials.clone(),
-                tls: spec.tls.clone(),
-            };
+        if let Some(key) = spec.key(target) {
+            lock(&self.slots).remove(&key);
+        }
+    }
+
+    /// Drops the session of `old` when `new` would use another one (other credentials, TLS or
+    /// database). A run still using it finishes on it; the next attempt logs in anew.
+    pub fn replaced(&self, old: &PostgresSpec, new: &PostgresSpec, target: ProbeTarget) {
+        if let Some(key) = old.key(target)
+            && new.key(target).as_ref() != Some(&key)
+        {
             lock(&self.slots).remove(&key);
         }
     }
@@ -508,6 +532,38 @@ mod tests {
         }
         assert_eq!(truthiness("maybe"), None);
         assert_eq!(truthiness("2"), None);
+    }
+
+    fn spec(password: &str) -> PostgresSpec {
+        PostgresSpec::new(Ok(PgCredentials {
+            user: "probe".into(),
+            password: password.into(),
+        }))
+    }
+
+    #[test]
+    fn new_credentials_drop_the_old_session_and_a_new_query_keeps_it() {
+        let pool = PgPool::default();
+        let target = ProbeTarget::new("10.0.0.1".parse().unwrap(), 5432);
+        let old = spec("old");
+        pool.slot(old.key(target).unwrap());
+        let query = PostgresSpec {
+            query: "select pg_is_in_recovery() = false".into(),
+            ..old.clone()
+        };
+        assert!(!old.same_but_credentials(&query));
+        pool.replaced(&old, &query, target);
+        assert_eq!(pool.len(), 1, "same session settings: kept");
+        let rotated = spec("new");
+        assert!(old.same_but_credentials(&rotated));
+        pool.replaced(&old, &rotated, target);
+        assert_eq!(pool.len(), 0, "made with the old password: dropped");
+        let mut cert = spec("old");
+        cert.tls.client_cert_pem = Some("CERT".into());
+        assert!(old.same_but_credentials(&cert));
+        pool.slot(old.key(target).unwrap());
+        pool.replaced(&old, &cert, target);
+        assert_eq!(pool.len(), 0);
     }
 
     #[test]
