@@ -318,6 +318,42 @@ impl Index {
         self.results.insert(key, state);
     }
 
+    /// The pod a target probes (selected pods only).
+    pub fn target_pod(&self, key: &TargetKey) -> Option<&PodInfo> {
+        self.pods_in(&key.namespace)
+            .find(|p| p.uid == key.pod_uid && p.eligible())
+    }
+
+    /// The state of a target's probe as this node last wrote it in the SWH's status, when the
+    /// entry still describes the pod's current address. What a result that leaves `Unknown`
+    /// is compared with, since this process may not have seen the state before (restart).
+    pub fn written_state(&self, key: &TargetKey) -> Option<ProbeState> {
+        let pod = self.target_pod(key)?;
+        let ip = pod.primary_ip().map(|ip| ip.to_string());
+        let swh = self.swhs.get(&(key.namespace.clone(), key.swh.clone()))?;
+        let entry = swh
+            .status
+            .as_ref()?
+            .endpoint_statuses
+            .as_ref()?
+            .iter()
+            .find(|e| {
+                e.pod_name == pod.name
+                    && e.node_name.as_deref() == Some(self.node.as_str())
+                    && e.pod_ip == ip
+            })?;
+        let probe = entry
+            .probes
+            .as_ref()?
+            .iter()
+            .find(|p| p.name == key.probe)?;
+        Some(match probe.state {
+            v1beta1::ProbeState::Passing => ProbeState::Passing,
+            v1beta1::ProbeState::Failing => ProbeState::Failing,
+            v1beta1::ProbeState::Unknown => ProbeState::Unknown,
+        })
+    }
+
     /// Forgets a target's results (it was removed, or its target or kind changed).
     pub fn forget_target(&mut self, key: &TargetKey) {
         self.results.remove(key);

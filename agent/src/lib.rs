@@ -4,10 +4,11 @@
 //! - [`targets`], [`index`], [`slices`]: pure mapping from watched objects to probe targets,
 //!   EndpointSlices and status entries.
 //! - [`run`]: watches, the engine task and the writers ([`slice_writer`], [`status_writer`],
-//!   [`secrets`]); [`admin`] and [`metrics`] for the admin port.
+//!   [`secrets`], [`events`]); [`admin`] and [`metrics`] for the admin port.
 
 pub mod admin;
 pub mod args;
+pub mod events;
 pub mod index;
 pub mod metrics;
 pub mod probe;

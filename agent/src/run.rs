@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Args;
 use crate::admin::{self, AdminState};
+use crate::events::{self, Events, ProbeEvent};
 use crate::index::{Index, ObjectKey, TargetKey, status_signature};
 use crate::metrics::Metrics;
 use crate::probe::{ProbeSpec, ProbeTarget, Prober};
@@ -38,6 +39,7 @@ use crate::secrets::SecretWatches;
 use crate::slices;
 use crate::status_writer::Disposition;
 use crate::targets::{PodInfo, SecretState, mode_label};
+use crate::threshold::ProbeState;
 use crate::{slice_writer, status_writer};
 
 /// Events closer together than this are reconciled in one pass.
@@ -336,6 +338,8 @@ pub struct Engine {
     synced: (bool, bool, bool),
     started: bool,
     secrets: SecretWatches,
+    events: Events,
+    events_dropped: u64,
     tx: mpsc::Sender<Input>,
     writes: Arc<Semaphore>,
 }
@@ -351,6 +355,8 @@ impl Engine {
     ) -> Engine {
         Engine {
             secrets: SecretWatches::new(client.clone(), tx.clone()),
+            events: Events::spawn(client.clone(), &node),
+            events_dropped: 0,
             client,
             index: Index::new(node.clone()),
             node,
@@ -665,8 +671,46 @@ impl Engine {
             );
             self.dirty
                 .insert((r.key.namespace.clone(), r.key.swh.clone()));
+            self.probe_event(&r.key, t.from, t.to, &t.message);
         }
         self.index.record(r.key, r.state);
+    }
+
+    /// Queues the event a transition gives, if any (see [`events`]).
+    fn probe_event(&mut self, key: &TargetKey, from: ProbeState, to: ProbeState, message: &str) {
+        let written = match from {
+            ProbeState::Unknown => self.index.written_state(key),
+            _ => None,
+        };
+        let Some(kind) = events::decide(from, to, written) else {
+            return;
+        };
+        let Some(pod) = self.index.target_pod(key) else {
+            return;
+        };
+        let swh_uid = self
+            .index
+            .swh(&(key.namespace.clone(), key.swh.clone()))
+            .and_then(|s| s.metadata.uid.clone());
+        let event = ProbeEvent {
+            kind,
+            namespace: key.namespace.clone(),
+            swh: key.swh.clone(),
+            swh_uid,
+            pod: pod.name.clone(),
+            pod_uid: key.pod_uid.clone(),
+            probe: key.probe.clone(),
+            message: message.to_string(),
+        };
+        if !self.events.send(event) {
+            if self.events_dropped.is_multiple_of(100) {
+                tracing::warn!(
+                    dropped = self.events_dropped + 1,
+                    "event queue full; dropping probe events"
+                );
+            }
+            self.events_dropped += 1;
+        }
     }
 
     fn flush(&mut self) {

@@ -668,3 +668,43 @@ fn a_foreign_service_of_the_same_name_blocks_publishing_unless_adoption_is_asked
         BTreeMap::from([("a".to_string(), READY)])
     );
 }
+
+#[test]
+fn written_state_is_what_this_node_wrote_for_the_pods_current_address() {
+    let k = key("ns", "web");
+    let mut ix = Index::new("node-a");
+    ix.upsert_swh(tcp_swh("ns", "web", json!({}), json!(8080), json!(8080)));
+    ix.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+    ix.targets(&k, t(0));
+    let target = tk("ns", "web", "a", "tcp");
+    assert_eq!(ix.written_state(&target), None, "nothing written yet");
+    ix.record(target.clone(), decided(false));
+    let st = ix.statuses(&k, t(50));
+
+    let mut written = (*tcp_swh("ns", "web", json!({}), json!(8080), json!(8080))).clone();
+    written.status = Some(swh_api::v1beta1::ServiceWithHealthchecksStatus {
+        endpoint_statuses: Some(st),
+        ..Default::default()
+    });
+    let mut fresh = Index::new("node-a");
+    fresh.upsert_swh(std::sync::Arc::new(written.clone()));
+    fresh.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+    assert_eq!(
+        fresh.written_state(&target),
+        Some(swh_agent::threshold::ProbeState::Failing)
+    );
+    assert_eq!(
+        fresh.target_pod(&target).map(|p| p.name.as_str()),
+        Some("a")
+    );
+    // Another address (the pod was recreated with the same name elsewhere): not its state.
+    let mut moved = Index::new("node-a");
+    moved.upsert_swh(std::sync::Arc::new(written.clone()));
+    moved.upsert_pod(pod("ns", "a").ips(&["10.0.0.9"]).info());
+    assert_eq!(moved.written_state(&target), None);
+    // Another node's agent: not ours.
+    let mut other = Index::new("node-b");
+    other.upsert_swh(std::sync::Arc::new(written));
+    other.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+    assert_eq!(other.written_state(&target), None);
+}
