@@ -783,10 +783,40 @@ fn adding_a_selector_to_a_child_service_is_denied_except_for_the_controller() {
         }]},
         "spec": {"ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}
     });
-    ok(
+    // With the controller running (the full stack), it creates this child Service itself;
+    // without it, create the owned Service by hand.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if kubectl(&cluster, &["get", "svc", "web", "-n", &ns.name], None).ok {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            ok(
+                &cluster,
+                &["create", "-n", &ns.name, "-f", "-"],
+                Some(&svc.to_string()),
+            );
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let owner = kubectl(
         &cluster,
-        &["create", "-n", &ns.name, "-f", "-"],
-        Some(&svc.to_string()),
+        &[
+            "get",
+            "svc",
+            "web",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.metadata.ownerReferences[0].uid}",
+        ],
+        None,
+    );
+    assert_eq!(
+        owner.stdout.trim(),
+        uid,
+        "the child Service is owned by the SWH"
     );
     let patch = r#"{"spec":{"selector":{"vm":"my-vm"}}}"#;
 
