@@ -4,7 +4,7 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint
+.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint bench-webhook
 
 help:
 	@echo "make demo   # local control plane + smoke check"
@@ -56,3 +56,16 @@ lint:
 
 test: prereqs check-deps
 	@bash e2e/test.sh
+
+# Webhook benchmark: a release swh-webhook pinned to core 0, driven over loopback TLS from
+# core 1 at a steady rate and at saturation. Needs `make up` (for the PKI). Prints p50/p99,
+# throughput and RSS.
+bench-webhook:
+	cargo build --release -p swh-webhook
+	@pki=$(SWH_LOCAL_DIR)/pki; test -f $$pki/webhook.crt || { echo "run make up first"; exit 1; }; \
+	d=$$(mktemp -d); \
+	taskset -c 0 target/release/swh-webhook --listen 127.0.0.1:19443 --admin-listen 127.0.0.1:19444 \
+	  --tls-cert-file $$pki/webhook.crt --tls-key-file $$pki/webhook.key --no-api >$$d/log 2>&1 & pid=$$!; \
+	trap "kill $$pid; rm -rf $$d" EXIT; sleep 1; \
+	taskset -c 1 target/release/swh-webhook-bench --url https://127.0.0.1:19443 --ca $$pki/ca.crt \
+	  --rate 500 --duration 10 --concurrency 8 --pid $$pid

@@ -11,4 +11,4 @@ trap 'target/debug/swh-local --dir "$SWH_LOCAL_DIR" down' EXIT
 target/debug/swh-local --dir "$SWH_LOCAL_DIR" up --bin-dir "$bin" --tag test --link 1 --pod-range 246 >/dev/null
 export KUBECONFIG="$SWH_LOCAL_DIR/kubeconfig"
 export PATH="$bin:$PWD/target/debug:$PATH"
-cargo test --workspace --locked -- --test-threads=4
+cargo test --workspace --locked --no-fail-fast -- --test-threads=4
