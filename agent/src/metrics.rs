@@ -14,9 +14,9 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
     /// `tcp`, `http`, `postgresql`, `grpc`.
-    pub mode: String,
+    pub mode: &'static str,
     /// `success` or `failure`.
-    pub result: String,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,10 +120,11 @@ impl Metrics {
         }
     }
 
-    pub fn probe(&self, mode: &str, ok: bool, took: Duration, lag: Duration) {
+    /// Called for every probe result: no allocation (static labels).
+    pub fn probe(&self, mode: &'static str, ok: bool, took: Duration, lag: Duration) {
         let labels = ProbeLabels {
-            mode: mode.to_string(),
-            result: if ok { "success" } else { "failure" }.to_string(),
+            mode,
+            result: if ok { "success" } else { "failure" },
         };
         self.probe_results.get_or_create(&labels).inc();
         self.probe_duration

@@ -334,6 +334,8 @@ pub struct Engine {
     status_inflight: HashSet<ObjectKey>,
     backoff: HashMap<ObjectKey, Duration>,
     dirty: BTreeSet<ObjectKey>,
+    /// SWHs whose probe results changed but nothing else: their targets need no re-planning.
+    results_dirty: BTreeSet<ObjectKey>,
     swhs_changed: bool,
     synced: (bool, bool, bool),
     started: bool,
@@ -373,6 +375,7 @@ impl Engine {
             status_inflight: HashSet::new(),
             backoff: HashMap::new(),
             dirty: BTreeSet::new(),
+            results_dirty: BTreeSet::new(),
             swhs_changed: false,
             synced: (false, false, false),
             started: false,
@@ -409,7 +412,10 @@ impl Engine {
                 self.start();
                 deadline = None;
             }
-            if self.started && deadline.is_none() && (!self.dirty.is_empty() || self.swhs_changed) {
+            if self.started
+                && deadline.is_none()
+                && (!self.dirty.is_empty() || !self.results_dirty.is_empty() || self.swhs_changed)
+            {
                 deadline = Some(Instant::now() + COALESCE);
             }
         }
@@ -669,7 +675,7 @@ impl Engine {
                 probe = %r.key.probe, target = %r.target, from = %t.from, to = %t.to,
                 reason = %t.message, "probe state changed"
             );
-            self.dirty
+            self.results_dirty
                 .insert((r.key.namespace.clone(), r.key.swh.clone()));
             self.probe_event(&r.key, t.from, t.to, &t.message);
         }
@@ -723,10 +729,16 @@ impl Engine {
                 self.index.forget_secret(&k);
             }
         }
-        let keys = std::mem::take(&mut self.dirty);
+        let planned = std::mem::take(&mut self.dirty);
+        let mut keys = std::mem::take(&mut self.results_dirty);
+        keys.extend(planned.iter().cloned());
         let now = SystemTime::now();
         for key in keys {
-            self.reconcile_targets(&key, now);
+            // A probe transition alone changes no target: re-planning every pod of a large SWH
+            // on each transition is the costly part of this pass.
+            if planned.contains(&key) {
+                self.reconcile_targets(&key, now);
+            }
             self.index.settle_seeds(&key);
             self.reconcile_slices(&key);
             self.reconcile_status(&key, now);

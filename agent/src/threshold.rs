@@ -90,7 +90,7 @@ impl Threshold {
         failure_threshold: u32,
     ) -> Option<Transition> {
         self.last_probe_time = Some(at);
-        self.last_message = Some(message.to_string());
+        set_text(&mut self.last_message, message);
         let target = if ok {
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
@@ -99,7 +99,7 @@ impl Threshold {
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             self.consecutive_successes = 0;
-            self.last_error = Some(message.to_string());
+            set_text(&mut self.last_error, message);
             (self.consecutive_failures >= failure_threshold.max(1)).then_some(ProbeState::Failing)
         };
         match target {
@@ -129,6 +129,17 @@ impl Threshold {
             since: now,
             message: "results reset".to_string(),
         })
+    }
+}
+
+/// Sets `slot` to `text`, reusing its buffer (this runs for every probe result).
+fn set_text(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        None => *slot = Some(text.to_string()),
     }
 }
 
@@ -236,6 +247,19 @@ mod tests {
         assert_eq!(th.last_message.as_deref(), Some("200 OK"));
         assert_eq!(th.last_probe_time, Some(t(4)));
         assert_eq!((th.consecutive_successes, th.consecutive_failures), (1, 0));
+    }
+
+    #[test]
+    fn messages_reuse_their_buffers() {
+        let mut th = Threshold::new(t(0));
+        th.record(false, "connection refused", t(1), 1, 3);
+        let msg = th.last_message.as_ref().map(|s| s.as_ptr());
+        let err = th.last_error.as_ref().map(|s| s.as_ptr());
+        th.record(false, "connection reset", t(2), 1, 3);
+        assert_eq!(th.last_message.as_ref().map(|s| s.as_ptr()), msg);
+        assert_eq!(th.last_error.as_ref().map(|s| s.as_ptr()), err);
+        assert_eq!(th.last_message.as_deref(), Some("connection reset"));
+        assert_eq!(th.last_error.as_deref(), Some("connection reset"));
     }
 
     #[test]
