@@ -1031,7 +1031,7 @@ async fn apply(
         }
         Err(why) => {
             out.note(&format!("{why}; rolling back"));
-            let report = rollback(client, ns, original, swhs, &uid, out).await?;
+            let report = rollback(client, ns, original, swhs, &uid).await?;
             Err(Error::Other(format!("{why}: rolled back ({report})")))
         }
     }
@@ -1046,7 +1046,6 @@ pub async fn rollback(
     original: &Service,
     swhs: &Api<DynamicObject>,
     uid: &str,
-    out: &mut Out,
 ) -> Result<String, Error> {
     let name = original.metadata.name.clone().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -1135,9 +1134,7 @@ pub async fn rollback(
         steps.push(format!("{n} agent EndpointSlice(s) removed"));
     }
     steps.push(format!("service/{name} is as it was"));
-    let report = steps.join(", ");
-    out.note(&format!("rolled back: {report}"));
-    Ok(report)
+    Ok(steps.join(", "))
 }
 
 /// A JSON merge patch turning map `cur` into `want` (keys only in `cur` become null).
