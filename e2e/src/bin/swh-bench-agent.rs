@@ -91,9 +91,15 @@ struct Args {
     /// Backend transitions measured after the scale SWH is deleted (agent otherwise idle).
     #[arg(long, default_value_t = 0)]
     idle_flips: usize,
+    /// Extra environment for the agent, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
+    #[arg(long, value_parser = parse_kv)]
+    agent_env: Vec<(String, String)>,
     /// Skip the scale phase (detection latency only).
     #[arg(long)]
     skip_scale: bool,
+    /// Copy the components' logs and the API audit log here before the cluster is removed.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
     /// Work directory (default: a fresh folder under the system temp dir; removed at the end).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -112,6 +118,12 @@ enum Sub {
         #[arg(long)]
         inflight: usize,
     },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s}: expected KEY=VALUE"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -218,9 +230,28 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         r = run(&mut cluster, &args, &bins) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
+    if let Some(dir) = &args.keep_logs {
+        if let Err(e) = keep_logs(&cluster.work_dir, dir) {
+            eprintln!("   keeping logs: {e:#}");
+        }
+    }
     eprintln!("== stopping the cluster");
     tokio::task::block_in_place(|| cluster.stop());
     result
+}
+
+fn keep_logs(work: &Path, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for e in std::fs::read_dir(work)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            if let Some(name) = p.file_name() {
+                std::fs::copy(&p, dir.join(name))?;
+            }
+        }
+    }
+    eprintln!("   logs kept in {}", dir.display());
+    Ok(())
 }
 
 /// Everything measured; printed at the end.
@@ -316,12 +347,19 @@ async fn phases(
             .push(("controller".into(), "not started".into()));
     }
     eprintln!("== agent for {NODE}: {}", bins.agent.display());
+    let mut env = vec![("NODE_NAME", NODE.to_string()), ("RUST_LOG", "info".into())];
+    for (k, v) in &args.agent_env {
+        env.push((k.as_str(), v.clone()));
+        report
+            .conditions
+            .push(("agent env".into(), format!("{k}={v}")));
+    }
     let agent = start_component(
         cluster,
         "swh-agent-node-a",
         &bins.agent,
         "swh-agent",
-        &[("NODE_NAME", NODE.to_string()), ("RUST_LOG", "info".into())],
+        &env,
         &["--log-format".into(), "json".into()],
         Duration::from_secs(90),
     )
