@@ -230,10 +230,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         r = run(&mut cluster, &args, &bins) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
-    if let Some(dir) = &args.keep_logs {
-        if let Err(e) = keep_logs(&cluster.work_dir, dir) {
-            eprintln!("   keeping logs: {e:#}");
-        }
+    if let Some(dir) = &args.keep_logs
+        && let Err(e) = keep_logs(&cluster.work_dir, dir)
+    {
+        eprintln!("   keeping logs: {e:#}");
     }
     eprintln!("== stopping the cluster");
     tokio::task::block_in_place(|| cluster.stop());
@@ -244,10 +244,10 @@ fn keep_logs(work: &Path, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     for e in std::fs::read_dir(work)? {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "log") {
-            if let Some(name) = p.file_name() {
-                std::fs::copy(&p, dir.join(name))?;
-            }
+        if p.extension().is_some_and(|x| x == "log")
+            && let Some(name) = p.file_name()
+        {
+            std::fs::copy(&p, dir.join(name))?;
         }
     }
     eprintln!("   logs kept in {}", dir.display());
@@ -1137,7 +1137,7 @@ async fn watch_address(
         let at = SystemTime::now();
         let ready_in = |s: &EndpointSlice| {
             s.endpoints.iter().any(|e| {
-                e.addresses.iter().any(|a| *a == addr)
+                e.addresses.contains(&addr)
                     && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false)
             })
         };
