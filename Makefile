@@ -4,7 +4,7 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint bench-webhook
+.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint bench-webhook bench-agent
 
 help:
 	@echo "make demo   # local control plane + smoke check"
@@ -69,3 +69,11 @@ bench-webhook:
 	trap "kill $$pid; rm -rf $$d" EXIT; sleep 1; \
 	taskset -c 1 target/release/swh-webhook-bench --url https://127.0.0.1:19443 --ca $$pki/ca.crt \
 	  --rate 500 --duration 10 --concurrency 8 --pid $$pid
+
+# Agent benchmark on a private cluster of its own: 2,000 pods × (TCP + HTTP) at 1 s on one
+# node (agent CPU, RSS, probes/s, scheduling lag, raw connect floor) and detection latency over
+# flips. Prints figures; see e2e/BENCHMARKS.md.
+bench-agent: prereqs
+	cargo build --release -p swh-agent -p swh-e2e
+	cargo build -p swh-webhook -p swh-controller
+	target/release/swh-bench-agent --k8s-bin-dir "$$(e2e/controlplane/build.sh)" --agent-bin target/release/swh-agent
