@@ -225,7 +225,7 @@ pub async fn deploy(
                 .map_err(step("slices"))?;
             done &= ready.len() == n;
         }
-        if done {
+        if done && status_caught_up(cluster, &want)? {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(120) {
@@ -235,4 +235,28 @@ pub async fn deploy(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Whether the controller's aggregate status (`status.ready`, "published/total") shows the
+/// published counts for every seed SWH.
+fn status_caught_up(cluster: &LocalCluster, want: &[(&str, usize)]) -> Result<bool, DemoError> {
+    let out = identity::kubectl(
+        cluster,
+        &[
+            "get",
+            "swh",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.ready}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .map_err(step("reading SWH status"))?;
+    Ok(want.iter().all(|(name, n)| {
+        out.lines().any(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, v)| k == *name && v.split('/').next() == Some(&n.to_string()))
+        })
+    }))
 }
