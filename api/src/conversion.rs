@@ -14,8 +14,32 @@
 //! - The few v1alpha1 status details v1beta1 has no field for (`healthcheckCondition` that is
 //!   empty or has `activeNodeName`) ride in [`V1ALPHA1_FIELDS`] on v1beta1.
 //!
-//! Round trips are exact in both directions (property-tested). Timestamps are written in the
-//! API server's form (RFC 3339, whole seconds, `Z`), as every Kubernetes client writes them.
+//! - Values the v1beta1 schema defaults and v1alpha1 has no field for (PostgreSQL
+//!   `connection: Persistent`) count as unset: a v1alpha1 object stored as v1beta1 and read back
+//!   as v1alpha1 carries no annotation. An explicitly absent `connection` is recorded instead.
+//!
+//! Round trips are exact in both directions (property-tested) for objects of normal size.
+//! Timestamps are written in the API server's form (RFC 3339, whole seconds, `Z`), as every
+//! Kubernetes client writes them.
+//!
+//! ## Size limits
+//!
+//! The API server rejects a converted object whose annotations total more than
+//! [`MAX_ANNOTATIONS_BYTES`] (sum of key and value lengths), and one such object breaks the
+//! v1alpha1 list/watch of every SWH. So conversion to v1alpha1 never produces more:
+//! - spec data (written by users) always goes into the annotation, so user edits round-trip;
+//! - status data (written by the controller and agents, which speak v1beta1) goes in only while
+//!   its part of the annotation is at most [`STATUS_ANNOTATION_BUDGET`] bytes and all annotations
+//!   fit. Otherwise (e.g. 2,000 pods with per-probe states) it is left out and the annotation
+//!   says `"statusOmitted": true`: v1alpha1 readers then see the v1alpha1 status only (per-pod
+//!   ready/failedProbes/times, counts, conditions), and a status written back through v1alpha1
+//!   loses per-pod `podIP`, `published` and `probes` (the agents rewrite them on their next
+//!   report). v1beta1 readers, which read the stored object, are never affected;
+//! - if the spec data alone would not fit (pathological: e.g. several 64 KiB PostgreSQL CA
+//!   certificates, or huge other annotations), conversion fails with
+//!   [`ConversionError::AnnotationsTooLarge`] instead of returning invalid metadata.
+//!   [`crate::validation::validate`] rejects such specs at admission
+//!   ([`SPEC_ANNOTATION_BUDGET`]).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +51,17 @@ use crate::{API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, v1alpha1 as a, v1beta1 as
 
 /// On v1beta1 objects only: v1alpha1 status details v1beta1 has no field for.
 pub const V1ALPHA1_FIELDS: &str = crate::annotations::V1ALPHA1_FIELDS;
+
+/// Kubernetes' limit on the total size of `metadata.annotations` (sum of `len(key) + len(value)`).
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// At most this many bytes of status details go into [`V1BETA1_FIELDS`] on v1alpha1; larger
+/// status details are left out (see the module docs).
+pub const STATUS_ANNOTATION_BUDGET: usize = 32 * 1024;
+
+/// Largest spec part of [`V1BETA1_FIELDS`] that validation admits, leaving room for the
+/// object's other annotations (kubectl's last-applied-configuration holds the spec again).
+pub const SPEC_ANNOTATION_BUDGET: usize = 96 * 1024;
 
 /// Why an object could not be converted.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +82,24 @@ pub enum ConversionError {
         /// The decoding error.
         #[source]
         source: serde_json::Error,
+    },
+    /// The v1beta1-only spec data does not fit in the annotation limit on v1alpha1.
+    #[error(
+        "cannot convert {object} to v1alpha1: its v1beta1-only spec settings need {needed} bytes \
+         in the {annotation} annotation, and with the object's other annotations ({others} bytes) \
+         that exceeds Kubernetes' limit of {limit} bytes for metadata.annotations; read it as \
+         v1beta1, or shrink those settings (e.g. put PostgreSQL CA certificates in the auth \
+         Secret's caCert key) or the other annotations",
+        annotation = V1BETA1_FIELDS,
+        limit = MAX_ANNOTATIONS_BYTES
+    )]
+    AnnotationsTooLarge {
+        /// `namespace/name` of the object.
+        object: String,
+        /// Bytes the annotation (key and value) needs without status details.
+        needed: usize,
+        /// Bytes of the object's other annotations.
+        others: usize,
     },
 }
 
@@ -140,6 +193,9 @@ struct BetaFields {
     /// Fallback: the whole v1beta1 status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<Box<b::ServiceWithHealthchecksStatus>>,
+    /// Status details (`endpoints`/`status`) were too large and left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    status_omitted: bool,
 }
 
 impl BetaFields {
@@ -164,8 +220,12 @@ struct ProbeExtra {
     expected_statuses: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     body_contains: Option<String>,
+    /// A non-default PostgreSQL connection (absent means the default, `Persistent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     connection: Option<b::PgConnection>,
+    /// The v1beta1 PostgreSQL probe had no `connection` at all (rare: the API server defaults it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    connection_unset: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tls: Option<b::PgTls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,10 +294,7 @@ fn take_annotation<T: serde::de::DeserializeOwned>(
     Some(parsed)
 }
 
-fn put_annotation<T: Serialize>(obj: &mut Map<String, Value>, key: &str, payload: &T) {
-    let Ok(text) = serde_json::to_string(payload) else {
-        return;
-    };
+fn put_annotation(obj: &mut Map<String, Value>, key: &str, text: String) {
     let meta = obj
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -274,7 +331,15 @@ fn alpha_to_beta(obj: &mut Map<String, Value>) -> Result<(), ConversionError> {
             let fields = AlphaFields {
                 healthcheck_condition: status.healthcheck_condition.clone(),
             };
-            put_annotation(obj, V1ALPHA1_FIELDS, &fields);
+            // Status detail: left out rather than overflow the annotation limit.
+            if let Ok(text) = serde_json::to_string(&fields)
+                && other_annotations_bytes(obj, V1ALPHA1_FIELDS)
+                    + V1ALPHA1_FIELDS.len()
+                    + text.len()
+                    <= MAX_ANNOTATIONS_BYTES
+            {
+                put_annotation(obj, V1ALPHA1_FIELDS, text);
+            }
         }
         obj.insert("status".into(), encode(API_VERSION_V1BETA1, &beta)?);
     }
@@ -310,10 +375,138 @@ fn beta_to_alpha(obj: &mut Map<String, Value>) -> Result<(), ConversionError> {
         }
         obj.insert("status".into(), encode(API_VERSION_V1ALPHA1, &alpha)?);
     }
-    if !extras.is_empty() {
-        put_annotation(obj, V1BETA1_FIELDS, &extras);
+    put_beta_fields(obj, extras)
+}
+
+/// Writes [`V1BETA1_FIELDS`] within the size limits (see the module docs): spec data always,
+/// status details only while they fit the budget.
+fn put_beta_fields(
+    obj: &mut Map<String, Value>,
+    mut extras: BetaFields,
+) -> Result<(), ConversionError> {
+    if extras.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let others = other_annotations_bytes(obj, V1BETA1_FIELDS);
+    let fits = |text: &str| others + V1BETA1_FIELDS.len() + text.len() <= MAX_ANNOTATIONS_BYTES;
+    let has_status = !extras.endpoints.is_empty() || extras.status.is_some();
+    if has_status {
+        // Bounded: a huge status is not serialized just to be dropped.
+        let status_small = json_len_at_most(
+            &(&extras.endpoints, &extras.status),
+            STATUS_ANNOTATION_BUDGET,
+        )
+        .is_some();
+        if status_small {
+            let text = to_json(&extras)?;
+            if fits(&text) {
+                put_annotation(obj, V1BETA1_FIELDS, text);
+                return Ok(());
+            }
+        }
+        // Status is written by the controller and agents (v1beta1 speakers), so its details
+        // are the first to go: v1alpha1 readers of a huge status lose per-probe detail.
+        extras.endpoints.clear();
+        extras.status = None;
+        extras.status_omitted = true;
+    }
+    let text = to_json(&extras)?;
+    if fits(&text) {
+        put_annotation(obj, V1BETA1_FIELDS, text);
+        return Ok(());
+    }
+    let spec_only = BetaFields {
+        status_omitted: false,
+        ..extras
+    };
+    if spec_only.is_empty() {
+        // Only the "statusOmitted" marker, and even that does not fit: leave it out.
+        return Ok(());
+    }
+    let needed = V1BETA1_FIELDS.len() + to_json(&spec_only)?.len();
+    Err(ConversionError::AnnotationsTooLarge {
+        object: object_name(obj),
+        needed,
+        others,
+    })
+}
+
+fn to_json<T: Serialize>(t: &T) -> Result<String, ConversionError> {
+    serde_json::to_string(t).map_err(|source| ConversionError::Invalid {
+        api_version: API_VERSION_V1ALPHA1.to_string(),
+        source,
+    })
+}
+
+/// `namespace/name` (or `name`) of an object, for messages.
+fn object_name(obj: &Map<String, Value>) -> String {
+    let get = |k: &str| {
+        obj.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    match (get("namespace"), get("name")) {
+        ("", "") => "the object".to_string(),
+        ("", n) => n.to_string(),
+        (ns, n) => format!("{ns}/{n}"),
+    }
+}
+
+/// Size of the object's annotations other than `except`, as the API server counts it.
+fn other_annotations_bytes(obj: &Map<String, Value>, except: &str) -> usize {
+    let Some(anns) = obj
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    else {
+        return 0;
+    };
+    anns.iter()
+        .filter(|(k, _)| k.as_str() != except)
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    Value::String(s) => s.len(),
+                    other => other.to_string().len(),
+                }
+        })
+        .sum()
+}
+
+/// The length of `t` as JSON if it is at most `limit` bytes; stops writing past the limit.
+fn json_len_at_most<T: Serialize>(t: &T, limit: usize) -> Option<usize> {
+    struct Counter {
+        len: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.len += buf.len();
+            if self.len > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter { len: 0, limit };
+    serde_json::to_writer(&mut c, t).ok()?;
+    Some(c.len)
+}
+
+/// Size in bytes of the [`V1BETA1_FIELDS`] annotation value that carries the v1beta1-only data
+/// of `spec` on v1alpha1 (0 when none is needed). Validation keeps it within
+/// [`SPEC_ANNOTATION_BUDGET`].
+pub fn spec_annotation_bytes(spec: &b::ServiceWithHealthchecksSpec) -> usize {
+    let mut extras = BetaFields::default();
+    spec_down(spec, &mut extras);
+    if extras.is_empty() {
+        return 0;
+    }
+    serde_json::to_string(&extras).map_or(0, |t| t.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +625,10 @@ fn probe_up(index: usize, p: &a::Probe, x: Option<&ProbeExtra>) -> b::Probe {
         db_name: pg.db_name.clone(),
         query: pg.query.clone(),
         auth_secret_name: pg.auth_secret_name.clone(),
-        connection: x.and_then(|x| x.connection),
+        connection: match x {
+            Some(x) if x.connection_unset => None,
+            _ => Some(x.and_then(|x| x.connection).unwrap_or_default()),
+        },
         tls: x.and_then(|x| x.tls.clone()),
     });
     let (tcp, grpc) = match (mode, &p.tcp) {
@@ -562,7 +758,10 @@ fn probe_down(index: usize, p: &b::Probe) -> (a::Probe, Option<ProbeExtra>) {
         }
     });
     let postgre_sql = p.postgre_sql.as_ref().map(|pg| {
-        x.connection = pg.connection;
+        // The schema default counts as unset, so that a v1alpha1 probe stored as v1beta1 (and
+        // defaulted there) reads back without an annotation.
+        x.connection = pg.connection.filter(|c| *c != b::PgConnection::default());
+        x.connection_unset = pg.connection.is_none();
         x.tls = pg.tls.clone();
         a::PostgreSqlProbe {
             target_port: pg.port.clone(),
