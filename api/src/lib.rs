@@ -6,7 +6,9 @@
 //!   `Option` so conversion is exact; use the helpers (`spec.ports()`, `spec.probes()`,
 //!   `spec.service_type()`) and [`defaults`]'s `effective_*` functions for values in force.
 //! - [`conversion`]: `convert(Value, desired_api_version)`, `to_v1beta1(Value)`: lossless both
-//!   ways (v1beta1-only data rides in the [`annotations::V1BETA1_FIELDS`] annotation on v1alpha1).
+//!   ways (v1beta1-only data rides in the [`annotations::V1BETA1_FIELDS`] annotation on v1alpha1),
+//!   except that status details over a size budget are left out so annotations stay within
+//!   Kubernetes' 256 KiB limit.
 //! - [`validation`]: `validate(new, old) -> Vec<FieldError>`, `warnings(new)`, `validate_json`.
 //! - [`defaults`]: `apply(&mut spec)` (Deckhouse defaults, same as the schema's).
 //! - [`service_to_swh`]: `from_service(&Service, probes)` for `kubectl swh migrate`.
@@ -44,7 +46,8 @@ pub mod annotations {
     /// Set on an SWH (by `kubectl swh migrate`) to allow the controller to adopt a pre-existing
     /// Service of the same name (handover keeping its ClusterIP).
     pub const ADOPT_SERVICE: &str = "network.deckhouse.io/adopt-service";
-    /// On v1alpha1 objects only: JSON with the v1beta1-only data, so that conversion is lossless.
+    /// On v1alpha1 objects only: JSON with the v1beta1-only data, so that conversion is lossless
+    /// (spec always; status details only up to a size budget, see [`crate::conversion`]).
     pub const V1BETA1_FIELDS: &str = "network.deckhouse.io/v1beta1-fields";
     /// On v1beta1 objects only (rare): v1alpha1 status details v1beta1 has no field for.
     pub const V1ALPHA1_FIELDS: &str = "network.deckhouse.io/v1alpha1-fields";

@@ -254,6 +254,21 @@ pub fn validate(
         }
     }
     validate_spec(&mut errs, &new.spec);
+    let v1beta1_only = crate::conversion::spec_annotation_bytes(&new.spec);
+    if v1beta1_only > crate::conversion::SPEC_ANNOTATION_BUDGET {
+        errs.push(
+            "spec.healthcheck.probes",
+            format!(
+                "the settings v1alpha1 has no field for (probe names, per-probe periods, \
+                 PostgreSQL connection/TLS, gRPC, failOpen...) take {v1beta1_only} bytes, more \
+                 than the {} bytes that fit in the {} annotation v1alpha1 readers get; shrink \
+                 them, e.g. put PostgreSQL CA certificates in the auth Secret's caCert key \
+                 instead of tls.caCert",
+                crate::conversion::SPEC_ANNOTATION_BUDGET,
+                crate::annotations::V1BETA1_FIELDS
+            ),
+        );
+    }
     if let Some(old) = old {
         validate_update(&mut errs, &new.spec, &old.spec);
     }

@@ -28,7 +28,7 @@ fn spec() -> Value {
 
 /// One pod's status as the agent writes it: two probes, realistic errors.
 fn endpoint(i: usize) -> Value {
-    let failing = i % 3 == 0;
+    let failing = i.is_multiple_of(3);
     let ip = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
     json!({
         "podName": format!("db-7f9c8d6b5-{i:05}"),
@@ -58,7 +58,7 @@ fn endpoint(i: usize) -> Value {
 }
 
 fn beta_with_pods(pods: usize) -> Value {
-    let published = (0..pods).filter(|i| i % 3 != 0).count();
+    let published = (0..pods).filter(|i| !i.is_multiple_of(3)).count();
     json!({
         "apiVersion": API_VERSION_V1BETA1,
         "kind": "ServiceWithHealthchecks",

@@ -507,3 +507,34 @@ fn validate_json_accepts_both_versions() {
     assert_eq!(errs.len(), 1);
     assert!(errs[0].message.contains("\"v1\""), "{errs:?}");
 }
+
+#[test]
+fn v1beta1_only_settings_must_fit_the_v1alpha1_annotation() {
+    let p = "/spec/healthcheck/probes";
+    // A 40 KB CA bundle in one PostgreSQL probe is fine...
+    let bundle = CA.repeat(40_000 / CA.len());
+    let one = with(
+        base(),
+        &format!("{p}/0/postgreSQL/tls/caCert"),
+        json!(bundle),
+    );
+    let errs = validate(&obj(one.clone()), None);
+    assert!(errs.is_empty(), "{errs:#?}");
+    // ...the same bundle in three probes is more than v1alpha1 readers can be given.
+    let mut three = one;
+    for i in 4..6 {
+        let mut probe = three["spec"]["healthcheck"]["probes"][0].clone();
+        probe["name"] = json!(format!("replica{i}"));
+        three = with(three, &format!("{p}/{i}"), probe);
+    }
+    let errs = assert_error("three bundles", three, "spec.healthcheck.probes");
+    let e = errs
+        .iter()
+        .find(|e| e.path == "spec.healthcheck.probes")
+        .expect("error");
+    assert!(
+        e.message.contains("98304") && e.message.contains("caCert"),
+        "{}",
+        e.message
+    );
+}
