@@ -301,3 +301,24 @@ fn defaulted_postgresql_connection_needs_no_annotation() {
     assert_eq!(beta_fields(&down)["probes"][0]["connection"], "PerProbe");
     assert_eq!(convert(down, API_VERSION_V1BETA1).expect("up"), beta);
 }
+
+#[test]
+fn v1alpha1_status_details_never_overflow_v1beta1_annotations() {
+    let alpha = |blob: usize| {
+        json!({
+            "apiVersion": API_VERSION_V1ALPHA1, "kind": "ServiceWithHealthchecks",
+            "metadata": {"name": "x", "annotations": {"a": "x".repeat(blob)}},
+            "spec": {"ports": [{"port": 80}]},
+            "status": {"healthcheckCondition": {"endpoints": 1, "activeNodeName": "node-1"}}
+        })
+    };
+    // Room left: activeNodeName rides in the v1alpha1-fields annotation and comes back.
+    let small = alpha(1000);
+    let beta = convert(small.clone(), API_VERSION_V1BETA1).expect("up");
+    assert!(annotations_bytes(&beta) > 1001);
+    assert_eq!(convert(beta, API_VERSION_V1ALPHA1).expect("down"), small);
+    // No room: the detail is dropped, the metadata stays valid.
+    let full = alpha(MAX_ANNOTATIONS_BYTES - 1);
+    let beta = convert(full, API_VERSION_V1BETA1).expect("up");
+    assert_eq!(annotations_bytes(&beta), MAX_ANNOTATIONS_BYTES);
+}
