@@ -37,6 +37,11 @@ fn lag_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
+fn publish_histogram() -> Histogram {
+    // 500 µs .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 pub struct Metrics {
     registry: Registry,
     probe_duration: Family<ProbeLabels, Histogram, fn() -> Histogram>,
@@ -46,6 +51,7 @@ pub struct Metrics {
     lag: Histogram,
     targets: Gauge<i64, AtomicI64>,
     transitions: Counter,
+    transition_publish: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,6 +79,7 @@ impl Metrics {
         let lag = lag_histogram();
         let targets = Gauge::<i64, AtomicI64>::default();
         let transitions = Counter::default();
+        let transition_publish = publish_histogram();
         registry.register(
             "probe_duration_seconds",
             "Duration of probe attempts by mode and result",
@@ -108,6 +115,12 @@ impl Metrics {
             "Probe state changes (hysteresis thresholds reached)",
             transitions.clone(),
         );
+        registry.register(
+            "transition_publish_seconds",
+            "From a probe transition's deciding result (wall clock) to the successful \
+             EndpointSlice apply that published it",
+            transition_publish.clone(),
+        );
         Metrics {
             registry,
             probe_duration,
@@ -117,6 +130,7 @@ impl Metrics {
             lag,
             targets,
             transitions,
+            transition_publish,
         }
     }
 
@@ -135,6 +149,11 @@ impl Metrics {
 
     pub fn transition(&self) {
         self.transitions.inc();
+    }
+
+    /// A transition reached a successfully applied slice `took` after its deciding result.
+    pub fn transition_published(&self, took: Duration) {
+        self.transition_publish.observe(took.as_secs_f64());
     }
 
     pub fn slice_write(&self, op: &str, ok: bool) {

@@ -23,7 +23,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use swh_api::labels;
-use swh_api::v1beta1::{EndpointStatus, ServiceWithHealthchecks};
+use swh_api::v1beta1::{EndpointStatus, ServiceWithHealthchecks, ServiceWithHealthchecksStatus};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +72,10 @@ pub enum Input {
     SliceApplied {
         slice: ObjectKey,
         swh: ObjectKey,
-        desired: Box<EndpointSlice>,
+        /// [`slice_fingerprint`] of what was applied.
+        fingerprint: u64,
+        /// Transitions (pod UID, decision time) this apply publishes.
+        publishes: Vec<(String, SystemTime)>,
         result: Result<Box<EndpointSlice>, (String, Disposition)>,
     },
     SliceDeleted {
@@ -183,13 +186,14 @@ fn spawn_watches(
     ));
 
     let swhs: Api<DeserializeGuard<ServiceWithHealthchecks>> = Api::all(client.clone());
+    let own = node.to_string();
     tokio::spawn(pump(
         "servicewithhealthchecks",
         watcher::watcher(swhs, watcher::Config::default()).default_backoff(),
-        |g: DeserializeGuard<ServiceWithHealthchecks>| {
+        move |g: DeserializeGuard<ServiceWithHealthchecks>| {
             Some(match g.0 {
                 Ok(mut s) => {
-                    s.metadata.managed_fields = None;
+                    strip_swh(&mut s, &own);
                     Ok(Arc::new(s))
                 }
                 Err(bad) => Err((
@@ -212,13 +216,44 @@ fn spawn_watches(
         "endpointslices",
         watcher::watcher(eps, cfg).default_backoff(),
         |mut s: EndpointSlice| {
-            s.metadata.managed_fields = None;
+            strip_slice(&mut s);
             Some(s)
         },
         Input::Slices,
         tx.clone(),
         cancel.clone(),
     ));
+}
+
+/// Drops what the agent never reads from a watched SWH before it is kept: managedFields, the
+/// last-applied annotation, and of the status all but the conditions and this node's
+/// `endpointStatuses` (other nodes' entries can be thousands and are never read).
+pub fn strip_swh(s: &mut ServiceWithHealthchecks, node: &str) {
+    s.metadata.managed_fields = None;
+    if let Some(a) = s.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if let Some(st) = s.status.take() {
+        let own: Option<Vec<EndpointStatus>> = st.endpoint_statuses.map(|es| {
+            es.into_iter()
+                .filter(|e| e.node_name.as_deref() == Some(node))
+                .collect()
+        });
+        s.status = Some(ServiceWithHealthchecksStatus {
+            conditions: st.conditions,
+            endpoint_statuses: own,
+            ..Default::default()
+        });
+    }
+}
+
+/// Drops what the agent never reads from an EndpointSlice before it is kept (managedFields,
+/// the last-applied annotation).
+pub fn strip_slice(s: &mut EndpointSlice) {
+    s.metadata.managed_fields = None;
+    if let Some(a) = s.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Forwards a watcher's events as [`WatchMsg`]s (a re-list as one message).
@@ -269,6 +304,19 @@ async fn pump<K, T, S>(
             return;
         }
     }
+}
+
+/// A wall-clock time as RFC 3339 with microseconds, e.g. `2026-11-23T20:18:00.123456Z`.
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    match k8s_openapi::jiff::Timestamp::try_from(t) {
+        Ok(ts) => format!("{ts:.6}"),
+        Err(_) => format!("{t:?}"),
+    }
+}
+
+/// A stable hash of a slice as applied (what `applied` keeps instead of a copy).
+fn slice_fingerprint(s: &EndpointSlice) -> u64 {
+    slices::fnv64(&serde_json::to_vec(s).unwrap_or_default())
 }
 
 fn slice_key(s: &EndpointSlice) -> Option<ObjectKey> {
@@ -326,8 +374,14 @@ pub struct Engine {
     scheduled: HashMap<TargetKey, Scheduled>,
     targets_of: HashMap<ObjectKey, BTreeSet<TargetKey>>,
     observed: BTreeMap<ObjectKey, EndpointSlice>,
-    /// Last successful apply per slice: (what we applied, resourceVersion it produced).
-    applied: HashMap<ObjectKey, (EndpointSlice, Option<String>)>,
+    /// Last successful apply per slice: ([`slice_fingerprint`] of what we applied,
+    /// resourceVersion it produced).
+    applied: HashMap<ObjectKey, (u64, Option<String>)>,
+    /// Per SWH: probe transitions (pod UID, decision time) not yet in a slice apply, for
+    /// `swh_agent_transition_publish_seconds`.
+    unpublished: HashMap<ObjectKey, Vec<(String, SystemTime)>>,
+    /// SWHs whose last status write was rejected as too large (logged once).
+    status_too_large: HashSet<ObjectKey>,
     slice_inflight: HashSet<ObjectKey>,
     applies_inflight: HashMap<ObjectKey, usize>,
     status_applied: HashMap<ObjectKey, Vec<EndpointStatus>>,
@@ -369,6 +423,8 @@ impl Engine {
             targets_of: HashMap::new(),
             observed: BTreeMap::new(),
             applied: HashMap::new(),
+            unpublished: HashMap::new(),
+            status_too_large: HashSet::new(),
             slice_inflight: HashSet::new(),
             applies_inflight: HashMap::new(),
             status_applied: HashMap::new(),
@@ -522,23 +578,31 @@ impl Engine {
             Input::SliceApplied {
                 slice,
                 swh,
-                desired,
+                fingerprint,
+                publishes,
                 result,
             } => {
                 self.slice_inflight.remove(&slice);
                 self.done_apply(&swh);
                 match result {
-                    Ok(stored) => {
+                    Ok(mut stored) => {
                         self.metrics.slice_write("apply", true);
+                        let now = SystemTime::now();
+                        for (_, since) in &publishes {
+                            self.metrics.transition_published(
+                                now.duration_since(*since).unwrap_or_default(),
+                            );
+                        }
                         self.backoff.remove(&swh);
                         self.applied.insert(
                             slice.clone(),
-                            (*desired, stored.metadata.resource_version.clone()),
+                            (fingerprint, stored.metadata.resource_version.clone()),
                         );
+                        strip_slice(&mut stored);
                         self.observe_slice(*stored);
                         self.dirty.insert(swh);
                     }
-                    Err((error, Disposition::Rejected)) => {
+                    Err((error, Disposition::Rejected | Disposition::TooLarge)) => {
                         self.metrics.slice_write("apply", false);
                         tracing::error!(ns = %slice.0, name = %slice.1, %error, "slice write rejected; not retrying until the next change");
                         // Remember it as applied against what is there now: no retry loop.
@@ -546,11 +610,16 @@ impl Engine {
                             .observed
                             .get(&slice)
                             .and_then(|o| o.metadata.resource_version.clone());
-                        self.applied.insert(slice, (*desired, rv));
+                        self.applied.insert(slice, (fingerprint, rv));
                     }
                     Err((error, _)) => {
                         self.metrics.slice_write("apply", false);
                         tracing::warn!(ns = %slice.0, name = %slice.1, %error, "slice write failed; retrying");
+                        // Not published yet: the retry carries them.
+                        self.unpublished
+                            .entry(swh.clone())
+                            .or_default()
+                            .extend(publishes);
                         self.retry_later(swh);
                     }
                 }
@@ -591,6 +660,7 @@ impl Engine {
                 match result {
                     Ok(()) => {
                         self.metrics.status_write(true);
+                        self.status_too_large.remove(&swh);
                         self.status_applied.insert(swh.clone(), signature);
                         self.dirty.insert(swh);
                     }
@@ -602,6 +672,14 @@ impl Engine {
                             }
                             Disposition::Rejected => {
                                 tracing::error!(ns = %swh.0, name = %swh.1, %error, "status write rejected; not retrying until the next change");
+                                self.status_applied.insert(swh, signature);
+                            }
+                            Disposition::TooLarge => {
+                                if self.status_too_large.insert(swh.clone()) {
+                                    tracing::warn!(ns = %swh.0, name = %swh.1, %error, entries = signature.len(), "status write rejected as too large; not retrying until the next change (logged once)");
+                                } else {
+                                    tracing::debug!(ns = %swh.0, name = %swh.1, %error, "status write rejected as too large again");
+                                }
                                 self.status_applied.insert(swh, signature);
                             }
                             Disposition::Retry => {
@@ -673,10 +751,14 @@ impl Engine {
             tracing::info!(
                 ns = %r.key.namespace, swh = %r.key.swh, pod_uid = %r.key.pod_uid,
                 probe = %r.key.probe, target = %r.target, from = %t.from, to = %t.to,
-                reason = %t.message, "probe state changed"
+                since = %rfc3339_micros(t.since), reason = %t.message, "probe state changed"
             );
-            self.results_dirty
-                .insert((r.key.namespace.clone(), r.key.swh.clone()));
+            let swh = (r.key.namespace.clone(), r.key.swh.clone());
+            self.unpublished
+                .entry(swh.clone())
+                .or_default()
+                .push((r.key.pod_uid.clone(), t.since));
+            self.results_dirty.insert(swh);
             self.probe_event(&r.key, t.from, t.to, &t.message);
         }
         self.index.record(r.key, r.state);
@@ -799,25 +881,46 @@ impl Engine {
             None => Vec::new(),
         };
         let mut names = BTreeSet::new();
+        // Transitions not published yet: each goes with the apply of the slice that holds its
+        // pod; one whose slice is in flight waits for the next pass; the rest changed nothing
+        // to publish (or their pod is not published) and are dropped.
+        let mut pending = self.unpublished.remove(key).unwrap_or_default();
+        let mut waiting = Vec::new();
         for d in desired {
             let Some(sk) = slice_key(&d) else { continue };
             names.insert(sk.clone());
+            let mut here = Vec::new();
+            if !pending.is_empty() {
+                let uids: HashSet<&str> = d
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| e.target_ref.as_ref()?.uid.as_deref())
+                    .collect();
+                let (mine, rest): (Vec<_>, Vec<_>) = pending
+                    .into_iter()
+                    .partition(|(uid, _)| uids.contains(uid.as_str()));
+                pending = rest;
+                here = mine;
+            }
             if self.slice_inflight.contains(&sk) {
+                waiting.extend(here);
                 continue;
             }
             let need = match self.observed.get(&sk) {
                 None => true,
                 Some(o) => {
                     slices::needs_write(&d, o)
-                        && !self
-                            .applied
-                            .get(&sk)
-                            .is_some_and(|(a, rv)| *a == d && *rv == o.metadata.resource_version)
+                        && !self.applied.get(&sk).is_some_and(|(a, rv)| {
+                            *rv == o.metadata.resource_version && *a == slice_fingerprint(&d)
+                        })
                 }
             };
             if need {
-                self.spawn_apply(key.clone(), sk, d);
+                self.spawn_apply(key.clone(), sk, d, here);
             }
+        }
+        if !waiting.is_empty() {
+            self.unpublished.insert(key.clone(), waiting);
         }
         // Deletions wait until the applies of this SWH are done, so that a renamed or split
         // slice never leaves a gap.
@@ -840,7 +943,14 @@ impl Engine {
         }
     }
 
-    fn spawn_apply(&mut self, swh: ObjectKey, slice: ObjectKey, desired: EndpointSlice) {
+    fn spawn_apply(
+        &mut self,
+        swh: ObjectKey,
+        slice: ObjectKey,
+        desired: EndpointSlice,
+        publishes: Vec<(String, SystemTime)>,
+    ) {
+        let fingerprint = slice_fingerprint(&desired);
         self.slice_inflight.insert(slice.clone());
         *self.applies_inflight.entry(swh.clone()).or_default() += 1;
         tracing::debug!(ns = %slice.0, name = %slice.1, endpoints = desired.endpoints.len(), "applying slice");
@@ -857,7 +967,8 @@ impl Engine {
                 .send(Input::SliceApplied {
                     slice,
                     swh,
-                    desired: Box::new(desired),
+                    fingerprint,
+                    publishes,
                     result,
                 })
                 .await;
@@ -889,13 +1000,17 @@ impl Engine {
     fn reconcile_status(&mut self, key: &ObjectKey, now: SystemTime) {
         if self.index.swh(key).is_none() {
             self.status_applied.remove(key);
+            self.status_too_large.remove(key);
             return;
         }
-        let entries = self.index.statuses(key, now);
+        // Bounded (see status_writer): compact entries for passing pods, a cap per node.
+        let bounded = status_writer::bound(self.index.statuses(key, now));
+        let entries = bounded.entries;
         let signature = status_signature(&entries);
         if !self.status_applied.contains_key(key) {
-            let observed = status_signature(&self.index.observed_statuses(key));
-            self.status_applied.insert(key.clone(), observed);
+            let observed = status_writer::bound(self.index.observed_statuses(key)).entries;
+            self.status_applied
+                .insert(key.clone(), status_signature(&observed));
         }
         if self.status_applied.get(key) == Some(&signature) || self.status_inflight.contains(key) {
             return;
@@ -906,7 +1021,10 @@ impl Engine {
         let sem = self.writes.clone();
         let node = self.node.clone();
         let swh = key.clone();
-        tracing::debug!(ns = %swh.0, name = %swh.1, entries = entries.len(), "applying status");
+        tracing::debug!(
+            ns = %swh.0, name = %swh.1, entries = entries.len(), full = bounded.full,
+            compact = bounded.compact, omitted = bounded.omitted, "applying status"
+        );
         tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let result = status_writer::apply(&client, &node, &swh.0, &swh.1, &entries)
@@ -920,5 +1038,82 @@ impl Engine {
                 })
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn transition_times_are_rfc3339_with_microseconds() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
+        assert_eq!(rfc3339_micros(t), "2026-11-18T11:06:40.123456Z");
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(rfc3339_micros(whole), "2026-11-18T11:06:40.000000Z");
+    }
+
+    #[test]
+    fn stored_swhs_keep_only_what_the_agent_reads() {
+        let mut s: ServiceWithHealthchecks = serde_json::from_value(json!({
+            "apiVersion": "network.deckhouse.io/v1beta1",
+            "kind": "ServiceWithHealthchecks",
+            "metadata": {
+                "namespace": "ns", "name": "web", "uid": "u1",
+                "annotations": {
+                    "network.deckhouse.io/adopt-service": "true",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}"
+                },
+                "managedFields": [{"manager": "x", "operation": "Apply"}]
+            },
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}},
+            "status": {
+                "conditions": [{"type": "ChildServiceConflict", "status": "True",
+                    "reason": "R", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "observedGeneration": 3,
+                "publishedEndpoints": 1,
+                "totalEndpoints": 2,
+                "ready": "1/2",
+                "clusterIP": "10.0.0.1",
+                "endpointStatuses": [
+                    {"podName": "a", "nodeName": "node-a", "podIP": "10.1.0.1"},
+                    {"podName": "b", "nodeName": "node-b", "podIP": "10.1.0.2"},
+                    {"podName": "c", "podIP": "10.1.0.3"}
+                ]
+            }
+        }))
+        .unwrap();
+        let spec = s.spec.clone();
+        strip_swh(&mut s, "node-a");
+        assert!(s.metadata.managed_fields.is_none());
+        assert_eq!(
+            s.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["network.deckhouse.io/adopt-service"]
+        );
+        assert_eq!(s.spec, spec);
+        let st = s.status.as_ref().unwrap();
+        assert_eq!(st.conditions.as_ref().unwrap().len(), 1);
+        let names: Vec<&str> = st
+            .endpoint_statuses
+            .iter()
+            .flatten()
+            .map(|e| e.pod_name.as_str())
+            .collect();
+        assert_eq!(names, vec!["a"]);
+        assert_eq!(st.observed_generation, None);
+        assert_eq!(st.cluster_ip, None);
+        assert_eq!(st.total_endpoints, None);
+
+        // No status stays no status.
+        let mut bare = s.clone();
+        bare.status = None;
+        strip_swh(&mut bare, "node-a");
+        assert!(bare.status.is_none());
     }
 }
