@@ -46,6 +46,8 @@ use crate::{slice_writer, status_writer};
 pub const COALESCE: Duration = Duration::from_millis(5);
 /// API writes in flight at most.
 const MAX_WRITES: usize = 32;
+/// Distinct probe specs shared per reconcile of one SWH, at most (bounds the lookups).
+const MAX_SHARED_SPECS: usize = 16;
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -359,7 +361,9 @@ fn not_older(new: &EndpointSlice, old: &EndpointSlice) -> bool {
 }
 
 struct Scheduled {
-    spec: ProbeSpec,
+    /// Shared with the scheduler, and between the pods of an SWH whose spec is the same (a
+    /// spec can hold a CA bundle of up to 64 KiB).
+    spec: Arc<ProbeSpec>,
     target: ProbeTarget,
     start: SystemTime,
 }
@@ -831,31 +835,51 @@ impl Engine {
     fn reconcile_targets(&mut self, key: &ObjectKey, now: SystemTime) {
         let desired = self.index.targets(key, now);
         let mut keep = BTreeSet::new();
+        // Distinct specs of this pass (usually one per probe), shared by all its targets.
+        let mut shared: Vec<Arc<ProbeSpec>> = Vec::new();
         for t in desired {
             keep.insert(t.key.clone());
             let (changed, reset) = match self.scheduled.get(&t.key) {
                 Some(s) => (
-                    s.spec != t.spec || s.target != t.target || s.start != t.start,
+                    *s.spec != t.spec || s.target != t.target || s.start != t.start,
                     resets(s.target, &s.spec, t.target, &t.spec),
                 ),
                 None => (true, true),
             };
             if !changed {
+                if let Some(s) = self.scheduled.get(&t.key)
+                    && shared.len() < MAX_SHARED_SPECS
+                    && !shared
+                        .iter()
+                        .any(|a| Arc::ptr_eq(a, &s.spec) || **a == *s.spec)
+                {
+                    shared.push(s.spec.clone());
+                }
                 continue;
             }
             if reset {
                 self.index.forget_target(&t.key);
             }
+            let spec = match shared.iter().find(|a| ***a == t.spec) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = Arc::new(t.spec);
+                    if shared.len() < MAX_SHARED_SPECS {
+                        shared.push(a.clone());
+                    }
+                    a
+                }
+            };
             self.scheduler.upsert(
                 t.key.clone(),
                 t.target,
-                t.spec.clone(),
+                spec.clone(),
                 instant_from_system(t.start),
             );
             self.scheduled.insert(
                 t.key,
                 Scheduled {
-                    spec: t.spec,
+                    spec,
                     target: t.target,
                     start: t.start,
                 },
