@@ -7,9 +7,11 @@
 //! The entries are bounded ([`bound`]) so that one node's apply stays far below etcd's request
 //! limit (about 1.5 MiB) however many pods an SWH has on the node:
 //!
-//! - pods that are not fully passing (a probe failing or unknown, or not ready) come first and
-//!   keep their full entry (last errors, counters, probe times) while it fits;
-//! - passing pods get a compact entry: podName, nodeName, podIP, published, ready,
+//! - while all full entries fit ([`MAX_ENTRIES`], [`MAX_ENTRIES_BYTES`]), all are written in
+//!   full, as for any SWH of ordinary size;
+//! - otherwise pods that are not fully passing (a probe failing or unknown, or not ready) come
+//!   first and keep their full entry (last errors, counters, probe times) while it fits;
+//! - and passing pods get a compact entry: podName, nodeName, podIP, published, ready,
 //!   probesSuccessful and per probe only name, state and since;
 //! - at most [`MAX_ENTRIES`] entries and about [`MAX_ENTRIES_BYTES`] of JSON per node. Beyond
 //!   that the remaining passing pods get no entry at all: they are counted only by the
@@ -168,7 +170,8 @@ pub struct Bounded {
     pub omitted: usize,
 }
 
-/// Bounds a node's entries ([`MAX_ENTRIES`], [`MAX_ENTRIES_BYTES`]), by priority:
+/// Bounds a node's entries ([`MAX_ENTRIES`], [`MAX_ENTRIES_BYTES`]). When all full entries
+/// fit, they are kept as they are. Otherwise, by priority:
 ///
 /// 1. every not-passing pod gets an entry (compact), by pod name, while they fit;
 /// 2. those entries become full ones (errors, counters, times), by pod name, while they fit;
@@ -182,6 +185,22 @@ pub fn bound(entries: Vec<EndpointStatus>) -> Bounded {
 /// [`bound`] with explicit limits.
 pub fn bound_with(entries: Vec<EndpointStatus>, max_entries: usize, max_bytes: usize) -> Bounded {
     let total = entries.len();
+    if total <= max_entries {
+        let mut bytes = 2usize;
+        let all_fit = entries.iter().all(|e| {
+            bytes = bytes.saturating_add(json_len(e)).saturating_add(1);
+            bytes <= max_bytes
+        });
+        if all_fit {
+            let mut entries = entries;
+            entries.sort_by(|a, b| a.pod_name.cmp(&b.pod_name));
+            return Bounded {
+                full: entries.len(),
+                entries,
+                ..Default::default()
+            };
+        }
+    }
     let (passing, other): (Vec<EndpointStatus>, Vec<EndpointStatus>) =
         entries.into_iter().partition(is_passing);
     let mut out = Bounded::default();
@@ -418,9 +437,20 @@ mod tests {
     }
 
     #[test]
-    fn small_sets_are_kept_and_only_passing_entries_are_compacted() {
+    fn small_sets_are_kept_in_full() {
         let all = vec![entry(0, false), entry(1, true), entry(2, false)];
         let b = bound(all.clone());
+        assert_eq!((b.full, b.compact, b.omitted), (3, 0, 0));
+        assert_eq!(b.entries, all);
+        // 1,000 passing pods, as many entries as allowed but over the size: compact.
+        let b = bound(pods(1000, 0));
+        assert_eq!((b.full, b.compact, b.omitted), (0, 1000, 0));
+    }
+
+    #[test]
+    fn over_the_limits_only_passing_entries_are_compacted() {
+        let all = vec![entry(0, false), entry(1, true), entry(2, false)];
+        let b = bound_with(all.clone(), 3, json_len(&all) - 1);
         assert_eq!((b.full, b.compact, b.omitted), (1, 2, 0));
         assert_eq!(b.entries[1], all[1]);
         assert_eq!(b.entries[0], compact(all[0].clone()));
@@ -430,7 +460,11 @@ mod tests {
         unknown.probes.as_mut().unwrap()[1].state = v1beta1::ProbeState::Unknown;
         unknown.probes_successful = Some(false);
         assert!(!is_passing(&unknown));
-        assert_eq!(bound(vec![unknown.clone()]).entries, vec![unknown]);
+        assert_eq!(bound_with(vec![unknown.clone()], 0, 0).entries, vec![]);
+        assert_eq!(
+            bound_with(vec![unknown.clone(), entry(4, false)], 1, usize::MAX).entries,
+            vec![unknown]
+        );
         // An empty set stays empty (it releases this node's entries).
         assert_eq!(bound(Vec::new()), Bounded::default());
     }
