@@ -154,11 +154,17 @@ fn swh_ref(ns: Option<String>, name: &str) -> Option<ObjectRef<Swh>> {
 
 /// Runs a reflector into `writer`, calling `on` for every object that changed or went away,
 /// until `cancel`.
+///
+/// `synced` is set when the first full list has been applied to the store (`InitDone`). The
+/// readiness check reads these flags instead of `Store::wait_until_ready`: that future keeps a
+/// single waker per store, so a second task waiting on the same store (the applier waits on
+/// the SWH store) can leave one of them asleep forever.
 fn spawn_reflector<K>(
     what: &'static str,
     stream: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     writer: reflector::store::Writer<K>,
     on: impl Fn(&K) + Send + 'static,
+    synced: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -166,13 +172,15 @@ where
     K::DynamicType: Eq + Hash + Clone + Default + Send + Sync,
 {
     tokio::spawn(async move {
-        let s = stream.default_backoff().reflect(writer).touched_objects();
+        let s = stream.default_backoff().reflect(writer);
         let mut s = std::pin::pin!(s);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 item = s.next() => match item {
-                    Some(Ok(obj)) => on(&obj),
+                    Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj))) => on(&obj),
+                    Some(Ok(watcher::Event::InitDone)) => synced.store(true, Ordering::Release),
+                    Some(Ok(watcher::Event::Init)) => {}
                     Some(Err(e)) => warn!(what, error = %e, "watch error; retrying"),
                     None => return,
                 },
@@ -185,20 +193,23 @@ fn strip_managed_fields<K: Resource>(o: &mut K) {
     o.managed_fields_mut().clear();
 }
 
-/// Sets `ready` once every store has its initial list.
-fn spawn_readiness(stores: Stores, ready: Arc<AtomicBool>) {
+/// Sets `ready` once every reflector has applied its initial list.
+fn spawn_readiness(
+    synced: Vec<Arc<AtomicBool>>,
+    ready: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
     tokio::spawn(async move {
-        let all = async {
-            stores.swh.wait_until_ready().await?;
-            stores.services.wait_until_ready().await?;
-            stores.agent_slices.wait_until_ready().await?;
-            stores.other_slices.wait_until_ready().await?;
-            stores.endpoints.wait_until_ready().await?;
-            stores.nodes.wait_until_ready().await
-        };
-        if all.await.is_ok() {
-            info!("watch caches synced");
-            ready.store(true, Ordering::Release);
+        loop {
+            if synced.iter().all(|f| f.load(Ordering::Acquire)) {
+                info!("watch caches synced");
+                ready.store(true, Ordering::Release);
+                return;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
         }
     });
 }
@@ -278,6 +289,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         nodes: node_store,
     };
     let wc = || watcher::Config::default().any_semantic();
+    let mut synced_flags: Vec<Arc<AtomicBool>> = Vec::new();
+    let mut flag = || {
+        let f = Arc::new(AtomicBool::new(false));
+        synced_flags.push(f.clone());
+        f
+    };
     let scope = args.watch_namespace.as_deref();
     let t: Trigger = trigger.clone();
     spawn_reflector(
@@ -289,6 +306,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let _ = t.unbounded_send(r);
             }
         },
+        flag(),
         cancel.clone(),
     );
     let t = trigger.clone();
@@ -302,6 +320,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let _ = t.unbounded_send(r);
             }
         },
+        flag(),
         cancel.clone(),
     );
     let slice_trigger = |t: Trigger| {
@@ -323,6 +342,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .modify(strip_managed_fields),
         agent_w,
         move |o: &EndpointSlice| on_agent(o),
+        flag(),
         cancel.clone(),
     );
     let on_other = slice_trigger(trigger.clone());
@@ -335,6 +355,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .modify(strip_managed_fields),
         other_w,
         move |o: &PartialObjectMeta<EndpointSlice>| on_other(o),
+        flag(),
         cancel.clone(),
     );
     let t = trigger.clone();
@@ -351,6 +372,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let _ = t.unbounded_send(r);
             }
         },
+        flag(),
         cancel.clone(),
     );
     spawn_reflector(
@@ -359,9 +381,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .modify(strip_managed_fields),
         node_w,
         |_: &PartialObjectMeta<Node>| {},
+        flag(),
         cancel.clone(),
     );
-    spawn_readiness(stores.clone(), ready.clone());
+    spawn_readiness(synced_flags, ready.clone(), cancel.clone());
 
     // On becoming leader, reconcile everything.
     {
