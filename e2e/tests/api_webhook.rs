@@ -687,12 +687,27 @@ fn v1alpha1_reads_back_as_v1beta1_and_again_as_the_same_v1alpha1() {
     let _ = get_json(&cluster, &ns.name, BETA, "alpha");
     let again = get_json(&cluster, &ns.name, ALPHA, "alpha");
     assert_eq!(alpha["spec"], again["spec"]);
-    // Writing the v1alpha1 read back unchanged is a no-op for the spec.
-    ok(
-        &cluster,
-        &["replace", "-n", &ns.name, "-f", "-"],
-        Some(&again.to_string()),
-    );
+    // Writing the v1alpha1 read back unchanged is a no-op for the spec (read again on a
+    // conflict: the controller writes status concurrently).
+    let mut current = again.clone();
+    for attempt in 0.. {
+        let o = kubectl(
+            &cluster,
+            &["replace", "-n", &ns.name, "-f", "-"],
+            Some(&current.to_string()),
+        );
+        if o.ok {
+            break;
+        }
+        assert!(
+            o.stderr.contains("Conflict") && attempt < 10,
+            "kubectl replace: {}",
+            o.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        current = get_json(&cluster, &ns.name, ALPHA, "alpha");
+        assert_eq!(current["spec"], again["spec"]);
+    }
     let beta_after = get_json(&cluster, &ns.name, BETA, "alpha");
     assert_eq!(beta["spec"], beta_after["spec"]);
     assert_eq!(
@@ -730,19 +745,33 @@ fn v1beta1_only_fields_survive_an_update_through_v1alpha1() {
         Some(&applied.to_string()),
     );
 
-    // Update through v1alpha1: change a field both versions have.
-    let mut alpha = get_json(&cluster, &ns.name, ALPHA, "rich");
-    assert_eq!(
-        alpha["spec"]["healthcheck"]["probes"][1]["mode"], "TCP",
-        "gRPC shows as TCP to v1alpha1"
-    );
-    alpha["spec"]["selector"] = json!({"app": "rich", "tier": "web"});
-    alpha["spec"]["healthcheck"]["probes"][0]["timeoutSeconds"] = json!(3);
-    ok(
-        &cluster,
-        &["replace", "-n", &ns.name, "-f", "-"],
-        Some(&alpha.to_string()),
-    );
+    // Update through v1alpha1: change a field both versions have. Read-modify-replace, again
+    // on a conflict, as any client does: the controller writes status concurrently.
+    let mut attempts = 0;
+    loop {
+        let mut alpha = get_json(&cluster, &ns.name, ALPHA, "rich");
+        assert_eq!(
+            alpha["spec"]["healthcheck"]["probes"][1]["mode"], "TCP",
+            "gRPC shows as TCP to v1alpha1"
+        );
+        alpha["spec"]["selector"] = json!({"app": "rich", "tier": "web"});
+        alpha["spec"]["healthcheck"]["probes"][0]["timeoutSeconds"] = json!(3);
+        let o = kubectl(
+            &cluster,
+            &["replace", "-n", &ns.name, "-f", "-"],
+            Some(&alpha.to_string()),
+        );
+        if o.ok {
+            break;
+        }
+        attempts += 1;
+        assert!(
+            o.stderr.contains("Conflict") && attempts < 10,
+            "kubectl replace: {}",
+            o.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     let beta = get_json(&cluster, &ns.name, BETA, "rich");
     let mut want = applied["spec"].clone();
