@@ -137,7 +137,13 @@ impl LocalCluster {
             if let Ok(old) = LocalCluster::load(work) {
                 old.stop();
             }
-            std::fs::remove_dir_all(work).map_err(io(format!("removing {}", work.display())))?;
+            // `stop` removes the directory itself; whatever is left goes now.
+            match std::fs::remove_dir_all(work) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(format!("removing {}", work.display()))(e));
+                }
+                _ => {}
+            }
         }
         std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
         let work = std::fs::canonicalize(work).map_err(io("canonicalising work dir"))?;
