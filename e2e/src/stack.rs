@@ -146,8 +146,12 @@ pub fn start_agent(cluster: &LocalCluster, node: &str) -> Result<Component, Stac
             "RUST_LOG",
             std::env::var("SWH_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
         );
-    let child = process::spawn_logged(&name, cmd, &log)?;
-    wait_admin_ready(&name, child.id(), port, &log, Duration::from_secs(60))?;
+    let mut child = process::spawn_logged(&name, cmd, &log)?;
+    if let Err(e) = wait_admin_ready(&name, child.id(), port, &log, Duration::from_secs(60)) {
+        // Not recorded in the cluster state yet: stop it here, or it outlives the cluster.
+        process::stop(child.id(), Some(&mut child), Duration::from_secs(5));
+        return Err(e);
+    }
     Ok(Component {
         name,
         child,
@@ -175,8 +179,12 @@ pub fn start_controller(cluster: &LocalCluster, replica: u32) -> Result<Componen
             "RUST_LOG",
             std::env::var("SWH_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
         );
-    let child = process::spawn_logged(&name, cmd, &log)?;
-    wait_admin_ready(&name, child.id(), port, &log, Duration::from_secs(60))?;
+    let mut child = process::spawn_logged(&name, cmd, &log)?;
+    if let Err(e) = wait_admin_ready(&name, child.id(), port, &log, Duration::from_secs(60)) {
+        // Not recorded in the cluster state yet: stop it here, or it outlives the cluster.
+        process::stop(child.id(), Some(&mut child), Duration::from_secs(5));
+        return Err(e);
+    }
     Ok(Component {
         name,
         child,
