@@ -15,84 +15,6 @@ use crate::objects::{self, PodSpecLite};
 
 pub const NAMESPACE: &str = "my-ns";
 
-/// The Deckhouse documentation's SWH manifests (namespace set by the caller).
-pub const SEED_MANIFESTS: &str = r#"apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: web
-spec:
-  ports:
-  - port: 80
-    protocol: TCP
-    targetPort: 8080
-  selector:
-    vm: my-vm
-  healthcheck:
-    probes:
-    - mode: HTTP
-      http:
-        targetPort: 8080
-        method: GET
-        path: /healthz
----
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: smtp
-spec:
-  ports:
-  - port: 25
-    protocol: TCP
-    targetPort: 2525
-  selector:
-    vm: my-vm
-  healthcheck:
-    probes:
-    - mode: TCP
-      tcp:
-        targetPort: 2525
----
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: postgres-read
-spec:
-  ports:
-  - port: 5432
-    protocol: TCP
-    targetPort: 5432
-  selector:
-    app: postgres
-  healthcheck:
-    probes:
-    - mode: PostgreSQL
-      postgreSQL:
-        targetPort: 5432
-        dbName: postgres
-        authSecretName: cred-secret
-        query: "SELECT 1"
----
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: postgres-write
-spec:
-  ports:
-  - port: 5432
-    protocol: TCP
-    targetPort: 5432
-  selector:
-    app: postgres
-  healthcheck:
-    probes:
-    - mode: PostgreSQL
-      postgreSQL:
-        targetPort: 5432
-        dbName: postgres
-        authSecretName: cred-secret
-        query: "SELECT NOT pg_is_in_recovery()"
-"#;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("{0}")]
@@ -205,7 +127,7 @@ pub async fn deploy(
     identity::kubectl(
         cluster,
         &["apply", "-n", NAMESPACE, "-f", "-"],
-        Some(SEED_MANIFESTS),
+        Some(&crate::seeds::all()),
     )
     .map_err(step("SWH manifests"))?;
 

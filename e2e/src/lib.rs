@@ -10,6 +10,7 @@ pub mod objects;
 pub mod pki;
 pub mod podnet;
 pub mod process;
+pub mod seeds;
 pub mod slices;
 pub mod stack;
 pub mod testenv;

@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use swh_e2e::backend::{Backend, BackendSpec, Postgres};
 use swh_e2e::controlplane::LocalCluster;
 use swh_e2e::objects::{self, PodSpecLite};
-use swh_e2e::{identity, slices, testenv};
+use swh_e2e::{identity, seeds, slices, testenv};
 
 async fn setup(prefix: &str) -> (LocalCluster, Client, String) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -90,46 +90,6 @@ async fn wait_ready_set(
     start.elapsed()
 }
 
-const VM_WEB: &str = r#"
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: web
-spec:
-  ports:
-  - port: 80
-    protocol: TCP
-    targetPort: 8080
-  selector:
-    vm: my-vm
-  healthcheck:
-    probes:
-    - mode: HTTP
-      http:
-        targetPort: 8080
-        method: GET
-        path: /healthz
-"#;
-
-const VM_SMTP: &str = r#"
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: smtp
-spec:
-  ports:
-  - port: 25
-    protocol: TCP
-    targetPort: 2525
-  selector:
-    vm: my-vm
-  healthcheck:
-    probes:
-    - mode: TCP
-      tcp:
-        targetPort: 2525
-"#;
-
 /// Seed scenario 1: one VM pod, `web` (HTTP) and `smtp` (TCP) fail independently.
 #[tokio::test]
 async fn vm_web_and_smtp_fail_independently() {
@@ -167,8 +127,8 @@ async fn vm_web_and_smtp_fail_independently() {
         &[],
     )
     .await;
-    apply_yaml(&cluster, &ns, VM_WEB);
-    apply_yaml(&cluster, &ns, VM_SMTP);
+    apply_yaml(&cluster, &ns, seeds::WEB);
+    apply_yaml(&cluster, &ns, seeds::SMTP);
 
     let both = set(&[ip]);
     // initialDelaySeconds 10 and periodSeconds 10 are the Deckhouse defaults.
@@ -216,50 +176,6 @@ async fn vm_web_and_smtp_fail_independently() {
         both
     );
 }
-
-const PG_READ: &str = r#"
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: postgres-read
-spec:
-  ports:
-  - port: 5432
-    protocol: TCP
-    targetPort: 5432
-  selector:
-    app: postgres
-  healthcheck:
-    probes:
-    - mode: PostgreSQL
-      postgreSQL:
-        targetPort: 5432
-        dbName: postgres
-        authSecretName: cred-secret
-        query: "SELECT 1"
-"#;
-
-const PG_WRITE: &str = r#"
-apiVersion: network.deckhouse.io/v1alpha1
-kind: ServiceWithHealthchecks
-metadata:
-  name: postgres-write
-spec:
-  ports:
-  - port: 5432
-    protocol: TCP
-    targetPort: 5432
-  selector:
-    app: postgres
-  healthcheck:
-    probes:
-    - mode: PostgreSQL
-      postgreSQL:
-        targetPort: 5432
-        dbName: postgres
-        authSecretName: cred-secret
-        query: "SELECT NOT pg_is_in_recovery()"
-"#;
 
 /// Seed scenario 2: a primary and two streaming replicas on two nodes; `postgres-write`
 /// follows the primary through a failover, `postgres-read` spans every healthy server.
@@ -310,8 +226,8 @@ async fn postgres_write_follows_the_primary() {
         None,
     )
     .expect("secret");
-    apply_yaml(&cluster, &ns, PG_READ);
-    apply_yaml(&cluster, &ns, PG_WRITE);
+    apply_yaml(&cluster, &ns, seeds::POSTGRES_READ);
+    apply_yaml(&cluster, &ns, seeds::POSTGRES_WRITE);
 
     wait_ready_set(
         &client,
