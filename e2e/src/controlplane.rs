@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::nodes::RealNodes;
 use crate::pki::{Pki, PkiError};
 use crate::podnet::{PodNetError, PodNetwork};
 use crate::process::{self, ProcessError};
@@ -23,6 +24,8 @@ pub enum ClusterError {
     PodNet(#[from] PodNetError),
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error(transparent)]
+    Nodes(#[from] crate::nodes::NodeError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -59,6 +62,11 @@ pub struct ClusterOptions {
     pub link: u8,
     /// Second octet of the 10.X.0.0/16 pod range.
     pub pod_range: u8,
+    /// Second octet of the 10.X.0.0/16 service range (`kubernetes` is 10.X.0.1).
+    pub service_range: u8,
+    /// Real nodes (kubelet, containerd, kube-proxy in node namespaces), with the image
+    /// archives to import into them; `None` for the process-mode cluster.
+    pub real_nodes: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,11 +88,21 @@ pub struct LocalCluster {
     pub api_url: String,
     pub pki_dir: PathBuf,
     pub pod_network: PodNetwork,
+    /// Second octet of the service range.
+    #[serde(default = "default_service_range")]
+    pub service_range: u8,
+    /// The real nodes, when the cluster has them.
+    #[serde(default)]
+    pub real_nodes: Option<RealNodes>,
     pub processes: Vec<ProcessInfo>,
     /// Seconds from start to a ready API server and controller manager.
     pub startup_secs: f64,
     #[serde(skip)]
     children: Vec<Child>,
+}
+
+fn default_service_range() -> u8 {
+    96
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -147,8 +165,27 @@ impl LocalCluster {
         }
         std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
         let work = std::fs::canonicalize(work).map_err(io("canonicalising work dir"))?;
-        let pki = Pki::create(&work.join("pki"))?;
+        let service_ip = std::net::IpAddr::from([10, opts.service_range, 0, 1]);
+        let pki = Pki::create(&work.join("pki"), service_ip, &crate::nodes::NODES)?;
         let pod_network = PodNetwork::create(&opts.tag, opts.link, opts.pod_range, &work)?;
+        // The node network (and the service range's route into it) exists before the API
+        // server does, so nothing can make it dial a ClusterIP out of the machine.
+        let real_nodes = match &opts.real_nodes {
+            Some(_) => match RealNodes::create(
+                &opts.tag,
+                opts.link,
+                opts.pod_range,
+                opts.service_range,
+                &work,
+            ) {
+                Ok(rn) => Some(rn),
+                Err(e) => {
+                    pod_network.destroy();
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         let mut cluster = LocalCluster {
             work_dir: work.clone(),
             bin_dir: opts.bin_dir.clone(),
@@ -156,11 +193,13 @@ impl LocalCluster {
             api_url: String::new(),
             pki_dir: pki.dir.clone(),
             pod_network,
+            service_range: opts.service_range,
+            real_nodes,
             processes: Vec::new(),
             startup_secs: 0.0,
             children: Vec::new(),
         };
-        match cluster.launch(&pki, started) {
+        match cluster.launch(&pki, started, opts.real_nodes.as_deref()) {
             Ok(()) => Ok(cluster),
             Err(e) => {
                 cluster.stop_mut();
@@ -169,7 +208,14 @@ impl LocalCluster {
         }
     }
 
-    fn launch(&mut self, pki: &Pki, started: Instant) -> Result<(), ClusterError> {
+    fn launch(
+        &mut self,
+        pki: &Pki,
+        started: Instant,
+        images: Option<&Path>,
+    ) -> Result<(), ClusterError> {
+        let real = images.is_some();
+        let sr = self.service_range;
         let work = self.work_dir.clone();
         let bin = self.bin_dir.clone();
         let (etcd_port, peer_port, api_port) = (
@@ -210,9 +256,8 @@ impl LocalCluster {
             format!("--service-account-issuer=https://127.0.0.1:{api_port}"),
             format!("--service-account-key-file={}", p(pki.sa_pub())),
             format!("--service-account-signing-key-file={}", p(pki.sa_key())),
-            "--service-cluster-ip-range=10.96.0.0/16,fd00:10:96::/112".into(),
+            format!("--service-cluster-ip-range=10.{sr}.0.0/16,fd00:10:{sr}::/112"),
             "--authorization-mode=RBAC".into(),
-            "--disable-admission-plugins=ServiceAccount".into(),
             "--allow-privileged=true".into(),
             "--endpoint-reconciler-type=none".into(),
             "--enable-priority-and-fairness=false".into(),
@@ -224,6 +269,17 @@ impl LocalCluster {
             "--audit-log-batch-max-wait=1s".into(),
             "--v=1".into(),
         ]);
+        if real {
+            // Real pods: ServiceAccount token volumes, and `kubectl logs/exec` to kubelets.
+            api.args([
+                format!("--kubelet-client-certificate={}", p(pki.cert("admin"))),
+                format!("--kubelet-client-key={}", p(pki.key("admin"))),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+            ]);
+        } else {
+            // Pods here are API objects only; nothing mounts their tokens.
+            api.arg("--disable-admission-plugins=ServiceAccount");
+        }
         self.spawn("kube-apiserver", api)?;
         self.api_url = format!("https://127.0.0.1:{api_port}");
         self.write_kubeconfig(pki)?;
@@ -245,12 +301,15 @@ impl LocalCluster {
             format!("--authorization-kubeconfig={}", kc.display()),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={}", process::free_port().map_err(io("free port"))?),
+            format!(
+                "--secure-port={}",
+                process::free_port().map_err(io("free port"))?
+            ),
             format!("--cert-dir={}", work.join("kcm-certs").display()),
             format!("--root-ca-file={}", p(pki.ca_cert())),
             format!("--service-account-private-key-file={}", p(pki.sa_key())),
             "--use-service-account-credentials=false".into(),
-            "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,endpointslice-controller,root-ca-certificate-publisher-controller".into(),
+            format!("--controllers={}", kcm_controllers(real)),
             "--v=1".into(),
         ]);
         self.spawn("kube-controller-manager", kcm)?;
@@ -269,11 +328,25 @@ impl LocalCluster {
                 .output()
                 .is_ok_and(|o| o.status.success())
         })?;
+        if let Some(images) = images {
+            let mut sched = Command::new(bin.join("kube-scheduler"));
+            sched.args([
+                format!("--kubeconfig={}", kc.display()),
+                format!("--authentication-kubeconfig={}", kc.display()),
+                format!("--authorization-kubeconfig={}", kc.display()),
+                "--leader-elect=false".into(),
+                "--bind-address=127.0.0.1".into(),
+                "--secure-port=0".into(),
+                "--v=1".into(),
+            ]);
+            self.spawn("kube-scheduler", sched)?;
+            crate::nodes::start(self, images)?;
+        }
         self.startup_secs = started.elapsed().as_secs_f64();
         self.save()
     }
 
-    fn spawn(&mut self, name: &str, cmd: Command) -> Result<(), ClusterError> {
+    pub(crate) fn spawn(&mut self, name: &str, cmd: Command) -> Result<(), ClusterError> {
         let log = self.work_dir.join(format!("{name}.log"));
         let child = process::spawn_logged(name, cmd, &log)?;
         self.processes.push(ProcessInfo {
@@ -286,7 +359,7 @@ impl LocalCluster {
         self.save()
     }
 
-    fn wait_ready(
+    pub(crate) fn wait_ready(
         &mut self,
         name: &str,
         limit: Duration,
@@ -411,9 +484,35 @@ impl LocalCluster {
             };
             process::stop_with(info.pid, child, signal, Duration::from_secs(20));
         }
+        if let Some(rn) = &self.real_nodes {
+            rn.destroy();
+        }
         self.pod_network.destroy();
         let _ = std::fs::remove_dir_all(&self.work_dir);
     }
+}
+
+/// KCM's controllers: the process-mode set, plus the workload and node-lifecycle controllers
+/// real pods need.
+fn kcm_controllers(real: bool) -> String {
+    let mut c = vec![
+        "namespace-controller",
+        "garbage-collector-controller",
+        "serviceaccount-controller",
+        "endpointslice-controller",
+        "root-ca-certificate-publisher-controller",
+    ];
+    if real {
+        c.extend([
+            "deployment-controller",
+            "replicaset-controller",
+            "daemonset-controller",
+            "node-lifecycle-controller",
+            "pod-garbage-collector-controller",
+            "disruption-controller",
+        ]);
+    }
+    c.join(",")
 }
 
 fn write_audit_policy(work: &Path) -> Result<PathBuf, ClusterError> {

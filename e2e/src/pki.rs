@@ -51,8 +51,11 @@ impl Pki {
         self.dir.join("sa.key")
     }
 
-    /// Creates the CA, `apiserver`, `admin` and `webhook` certificates and the SA key pair.
-    pub fn create(dir: &Path) -> Result<Pki, PkiError> {
+    /// Creates the CA, `apiserver` (with `service_ip`, the `kubernetes` Service's ClusterIP,
+    /// among its SANs), `admin` and `webhook` certificates, the identities of real nodes
+    /// (`kubelet-<node>` in `system:nodes`, `kube-proxy`), the in-cluster webhook's serving
+    /// certificate `webhook-svc` (the Service's DNS names) and the SA key pair.
+    pub fn create(dir: &Path, service_ip: IpAddr, nodes: &[&str]) -> Result<Pki, PkiError> {
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
             path: dir.to_path_buf(),
             source,
@@ -80,14 +83,18 @@ impl Pki {
             IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
         ];
         let mut api_ips = loopback.clone();
-        api_ips.push(IpAddr::from([10, 96, 0, 1]));
-        let leaves: [(
+        api_ips.push(service_ip);
+        let node_cns: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (format!("kubelet-{n}"), format!("system:node:{n}")))
+            .collect();
+        let mut leaves: Vec<(
             &str,
             Vec<(DnType, &str)>,
             Vec<&str>,
             Vec<IpAddr>,
             ExtendedKeyUsagePurpose,
-        ); 3] = [
+        )> = vec![
             (
                 "apiserver",
                 vec![(DnType::CommonName, "kube-apiserver")],
@@ -117,7 +124,36 @@ impl Pki {
                 loopback,
                 ExtendedKeyUsagePurpose::ServerAuth,
             ),
+            (
+                "kube-proxy",
+                vec![(DnType::CommonName, "system:kube-proxy")],
+                vec![],
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+            (
+                "webhook-svc",
+                vec![(DnType::CommonName, "swh-webhook.swh-system.svc")],
+                vec![
+                    "swh-webhook.swh-system.svc",
+                    "swh-webhook.swh-system.svc.cluster.local",
+                ],
+                vec![],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
         ];
+        for (file, cn) in &node_cns {
+            leaves.push((
+                file.as_str(),
+                vec![
+                    (DnType::OrganizationName, "system:nodes"),
+                    (DnType::CommonName, cn.as_str()),
+                ],
+                vec![],
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ));
+        }
         for (name, subject, dns, ips, usage) in leaves {
             let key = KeyPair::generate().map_err(gen_err(name))?;
             let mut params =

@@ -299,6 +299,8 @@ async fn teardown_leaves_nothing_behind() {
                 tag,
                 link: 9,
                 pod_range: 245,
+                service_range: 96,
+                real_nodes: None,
             })
         }
     })

@@ -216,6 +216,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         tag: "bench".into(),
         link: 7,
         pod_range: 251,
+        service_range: 96,
+        real_nodes: None,
     };
     eprintln!(
         "== starting a private cluster in {}",

@@ -35,9 +35,30 @@ enum Cmd {
         /// Pod range: 10.N.0.0/16 and fd00:10:N::/64.
         #[arg(long, default_value_t = 244)]
         pod_range: u8,
-        /// Only the control plane: no CRDs, webhook, controller or agents.
+        /// Service range: 10.N.0.0/16 (and fd00:10:N::/112); two real-node clusters at once
+        /// need different ones (each routes its range into its node-a).
+        #[arg(long, default_value_t = 96)]
+        service_range: u8,
+        /// Real nodes node-a and node-b (containerd, kubelet, kube-proxy in network namespaces
+        /// of their own), with the swh components installed from `config/` as pods.
+        #[arg(long)]
+        real_nodes: bool,
+        /// Image archives to import into the real nodes (`make images` writes them).
+        #[arg(long, default_value = "target/images")]
+        images: PathBuf,
+        /// Only the control plane (and the nodes): no CRDs, webhook, controller or agents.
         #[arg(long)]
         control_plane_only: bool,
+    },
+    /// Run a command inside a real node's network namespace (its kube-proxy translates
+    /// ClusterIPs there), e.g. `swh-local run --node node-a -- curl -s http://CLUSTER-IP/`.
+    Run {
+        /// node-a or node-b.
+        #[arg(long, default_value = "node-a")]
+        node: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
     },
     /// Stop everything `up` started and remove the work directory.
     Down,
@@ -57,6 +78,9 @@ fn main() -> anyhow::Result<()> {
             tag,
             link,
             pod_range,
+            service_range,
+            real_nodes,
+            images,
             control_plane_only,
         } => {
             if tag.is_empty() || tag.len() > 8 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -69,6 +93,17 @@ fn main() -> anyhow::Result<()> {
                 tag,
                 link,
                 pod_range,
+                service_range,
+                real_nodes: if real_nodes {
+                    Some(std::fs::canonicalize(&images).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--images {}: {e} (run `make images` first)",
+                            images.display()
+                        )
+                    })?)
+                } else {
+                    None
+                },
             })?;
             eprintln!(
                 "local control plane ready in {:.1}s: {} (pods: {}, {})",
@@ -79,7 +114,12 @@ fn main() -> anyhow::Result<()> {
             );
             if !control_plane_only {
                 let started = std::time::Instant::now();
-                if let Err(e) = swh_e2e::stack::start(&mut c) {
+                let result = if c.real_nodes.is_some() {
+                    swh_e2e::stack::install_in_cluster(&mut c)
+                } else {
+                    swh_e2e::stack::start(&mut c)
+                };
+                if let Err(e) = result {
                     let dir = c.work_dir.clone();
                     eprintln!(
                         "starting the swh components failed; logs in {}",
@@ -128,6 +168,20 @@ fn main() -> anyhow::Result<()> {
                 "seed scenarios deployed in namespace {}",
                 swh_e2e::demo::NAMESPACE
             );
+        }
+        Cmd::Run { node, command } => {
+            let c = LocalCluster::load(&args.dir)?;
+            let rn = c.real_nodes.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("this cluster has no real nodes (start it with `up --real-nodes`)")
+            })?;
+            let n = rn.node(&node).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--node {node:?}: not a node of this cluster (one of: {})",
+                    swh_e2e::nodes::NODES.join(", ")
+                )
+            })?;
+            let status = n.command(&command[0]).args(&command[1..]).status()?;
+            std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Env => {
             let c = LocalCluster::load(&args.dir)?;
