@@ -6,6 +6,7 @@ pub mod backend;
 pub mod controlplane;
 pub mod demo;
 pub mod identity;
+pub mod install;
 pub mod objects;
 pub mod pki;
 pub mod podnet;
