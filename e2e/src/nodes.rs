@@ -282,10 +282,12 @@ impl RealNodes {
              \x20 set allowed4 {{ type ipv4_addr; flags interval; elements = {{ 127.0.0.0/8, 10.{pod_range}.0.0/16, 10.251.{link}.0/24 }} }}\n\
              \x20 chain forward_guard {{ type filter hook forward priority -10; policy accept;\n\
              \x20   meta nfproto ipv4 ip daddr != @allowed4 counter drop\n\
-             \x20   meta nfproto ipv6 ip6 daddr != {{ ::1, fe80::/10, ff00::/8 }} counter drop }}\n\
+             \x20   meta nfproto ipv6 ip6 daddr != {{ ::1, fe80::/10, ff00::/8 }} counter drop\n\
+             \x20 }}\n\
              \x20 chain output_guard {{ type filter hook output priority 10; policy accept;\n\
              \x20   meta nfproto ipv4 ip daddr != @allowed4 counter drop\n\
-             \x20   meta nfproto ipv6 ip6 daddr != {{ ::1, fe80::/10, ff00::/8 }} counter drop }}\n\
+             \x20   meta nfproto ipv6 ip6 daddr != {{ ::1, fe80::/10, ff00::/8 }} counter drop\n\
+             \x20 }}\n\
              }}\n"
         );
         let path = n.dir.join("guard.nft");

@@ -50,6 +50,12 @@ enum Cmd {
         #[arg(long)]
         control_plane_only: bool,
     },
+    /// One request through each seed ClusterIP (web, smtp, postgres-read, postgres-write)
+    /// from inside a real node, printing who answered.
+    Requests {
+        #[arg(long, default_value = "node-a")]
+        node: String,
+    },
     /// Run a command inside a real node's network namespace (its kube-proxy translates
     /// ClusterIPs there), e.g. `swh-local run --node node-a -- curl -s http://CLUSTER-IP/`.
     Run {
@@ -161,13 +167,26 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let client = swh_e2e::testenv::admin_client(&c).await?;
-                swh_e2e::demo::deploy(&mut c, &client, &backend).await?;
+                if c.real_nodes.is_some() {
+                    swh_e2e::demo::deploy_real(&c, &client).await?;
+                } else {
+                    swh_e2e::demo::deploy(&mut c, &client, &backend).await?;
+                }
                 anyhow::Ok(())
             })?;
             eprintln!(
                 "seed scenarios deployed in namespace {}",
                 swh_e2e::demo::NAMESPACE
             );
+        }
+        Cmd::Requests { node } => {
+            let c = LocalCluster::load(&args.dir)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let client = swh_e2e::testenv::admin_client(&c).await?;
+                swh_e2e::demo::requests_through_cluster_ips(&c, &client, &node).await?;
+                anyhow::Ok(())
+            })?;
         }
         Cmd::Run { node, command } => {
             let c = LocalCluster::load(&args.dir)?;
