@@ -4,12 +4,13 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build up down demo test check-deps fmt lint bench-webhook bench-agent
+.PHONY: help prereqs controlplane build images up down demo test check-deps fmt lint bench-webhook bench-agent
 
 help:
-	@echo "make demo   # local control plane + smoke check"
-	@echo "make test   # unit + e2e tests against a real local control plane"
-	@echo "make up / make down   # start / stop the local control plane"
+	@echo "make demo   # a local cluster with two real nodes, swh installed from config/, the seed scenarios as pods"
+	@echo "make test   # unit + e2e tests against real local clusters"
+	@echo "make up / make down   # start / stop the process-mode cluster (make down stops either)"
+	@echo "make images [RELEASE=1]   # the images as archives in target/images/"
 
 prereqs:
 	@bash e2e/prereqs.sh
@@ -20,6 +21,11 @@ controlplane: prereqs
 build:
 	cargo build --workspace --bins
 
+# Images without Docker (docker-archive tarballs in target/images/) from the debug binaries,
+# or from a release build with RELEASE=1.
+images: prereqs
+	@bash e2e/images.sh $(if $(RELEASE),--release,)
+
 up: prereqs build
 	@bin=$$(e2e/controlplane/build.sh); \
 	target/debug/swh-local up --bin-dir "$$bin"; \
@@ -29,17 +35,24 @@ down:
 	@if [ -x target/debug/swh-local ]; then target/debug/swh-local down; \
 	else cargo run -q -p swh-e2e --bin swh-local -- down; fi
 
-demo: up
+# The demo on real nodes: node-a and node-b (kubelet, containerd, kube-proxy), swh installed
+# from config/ as pods, the Deckhouse seed scenarios as real pods, then one request through
+# each ClusterIP from inside node-a.
+demo: prereqs build images
 	@bin=$$(e2e/controlplane/build.sh); export KUBECONFIG=$(SWH_LOCAL_DIR)/kubeconfig; \
-	export PATH="$$bin:$(CURDIR)/target/debug:$$PATH"; \
+	export PATH="$$bin:$(CURDIR)/target/debug:$$PATH"; start=$$(date +%s); \
+	target/debug/swh-local up --bin-dir "$$bin" --real-nodes --images target/images >/dev/null; \
 	target/debug/swh-local demo; \
-	echo; echo "$$ kubectl get swh -n my-ns"; kubectl get swh -n my-ns; \
+	echo; echo "$$ kubectl get nodes -o wide"; kubectl get nodes -o wide; \
+	echo; echo "$$ kubectl -n swh-system get pods -o wide"; kubectl -n swh-system get pods -o wide; \
+	echo; echo "$$ kubectl -n my-ns get pods -o wide"; kubectl -n my-ns get pods -o wide; \
 	echo; echo "$$ kubectl get endpointslices -n my-ns -l endpointslice.kubernetes.io/managed-by=swh-agent.network.deckhouse.io"; \
 	kubectl get endpointslices -n my-ns -l endpointslice.kubernetes.io/managed-by=swh-agent.network.deckhouse.io \
 	  -o custom-columns='NAME:.metadata.name,SERVICE:.metadata.labels.kubernetes\.io/service-name,ADDRESSES:.endpoints[*].addresses[0],READY:.endpoints[*].conditions.ready'; \
 	echo; echo "$$ kubectl swh status -A"; kubectl swh status -A; \
-	echo; echo "$$ kubectl swh status -n my-ns postgres-write"; kubectl swh status -n my-ns postgres-write; \
-	echo; echo "Everything keeps running: export KUBECONFIG=$(SWH_LOCAL_DIR)/kubeconfig; make down stops it."
+	echo; target/debug/swh-local requests --node node-a; \
+	echo; echo "demo ready in $$(( $$(date +%s) - start ))s. Try: target/debug/swh-local run --node node-a -- curl -s http://CLUSTER-IP/"; \
+	echo "Everything keeps running: export KUBECONFIG=$(SWH_LOCAL_DIR)/kubeconfig; make down stops it."
 
 # Fails when the ring crypto provider enters the dependency tree (one provider: aws-lc-rs).
 check-deps:

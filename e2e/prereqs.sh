@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine (Debian, as root), and nothing
-# when it is already there: iproute2 for the pod network, PostgreSQL server binaries.
+# when it is already there: iproute2 for the pod network, PostgreSQL server binaries, and for
+# the real nodes containerd + runc, the CNI plugins, nftables (kube-proxy), socat (API relays),
+# and what the images are made of (catatonit, static busybox, binutils for strip).
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v runuser >/dev/null || need+=(util-linux)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] \
+  || need+=(containernetworking-plugins)
+command -v nft >/dev/null || need+=(nftables)
+command -v socat >/dev/null || need+=(socat)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v catatonit >/dev/null || need+=(catatonit)
+[ -x /usr/bin/busybox ] && ! ldd /usr/bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v strip >/dev/null || need+=(binutils)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v go >/dev/null || { echo "prereqs: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "prereqs: Rust (cargo) is required" >&2; exit 1; }
 if [ "$(id -u)" != 0 ]; then
