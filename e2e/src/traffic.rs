@@ -274,3 +274,75 @@ pub fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
     let idx = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
     v.get(idx.min(v.len() - 1)).copied()
 }
+
+/// A quantile (0..1) of a Prometheus histogram in text exposition format, by linear
+/// interpolation inside the bucket (as PromQL's `histogram_quantile`), summed over every label
+/// set of `name`; with the observation count. `None` when the histogram is absent or empty.
+pub fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<(f64, u64)> {
+    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    let prefix = format!("{name}_bucket{{");
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once('}') else {
+            continue;
+        };
+        let le = labels
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix("le=\""))
+            .map(|v| v.trim_end_matches('"'));
+        let (Some(le), Ok(count)) = (le, value.trim().parse::<f64>()) else {
+            continue;
+        };
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            match le.parse::<f64>() {
+                Ok(b) => b,
+                Err(_) => continue,
+            }
+        };
+        let e = buckets.entry(bound.to_bits()).or_insert((bound, 0.0));
+        e.1 += count;
+    }
+    let mut v: Vec<(f64, f64)> = buckets.into_values().collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = v.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lo, mut below) = (0.0, 0.0);
+    for (bound, count) in &v {
+        if *count >= rank {
+            if bound.is_infinite() {
+                return Some((lo, total as u64));
+            }
+            let in_bucket = count - below;
+            let frac = if in_bucket > 0.0 {
+                (rank - below) / in_bucket
+            } else {
+                0.0
+            };
+            return Some((lo + (bound - lo) * frac, total as u64));
+        }
+        lo = *bound;
+        below = *count;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn histogram_quantile_interpolates_inside_the_bucket() {
+        let m = "x_bucket{le=\"0.1\"} 0\nx_bucket{le=\"0.2\"} 50\nx_bucket{le=\"0.4\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_count 100\n";
+        let (p50, n) = super::histogram_quantile(m, "x", 0.5).expect("p50");
+        assert_eq!(n, 100);
+        assert!((p50 - 0.2).abs() < 1e-9, "{p50}");
+        let (p99, _) = super::histogram_quantile(m, "x", 0.99).expect("p99");
+        assert!((p99 - 0.396).abs() < 1e-9, "{p99}");
+        assert!(super::histogram_quantile(m, "y", 0.5).is_none());
+    }
+}

@@ -290,7 +290,14 @@ async fn http_flap_traffic_leaves_the_failing_pod_after_the_slice_change() {
     wait_answers(&a, target, &["flap-a1", "flap-a2", "flap-b1"]);
 
     let mut report = Vec::new();
-    for (flip, victim) in ["flap-a2", "flap-b1", "flap-a1"].iter().enumerate() {
+    // SWH_FLAPS (default 3) flips, round robin over the three pods; `make bench-traffic` runs
+    // more.
+    let flips: usize = std::env::var("SWH_FLAPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let order = ["flap-a2", "flap-b1", "flap-a1"];
+    for (flip, victim) in (0..flips).map(|i| (i, &order[i % order.len()])) {
         let ip = ips[*victim];
         let client_loop = ClientLoop::start(&a, target, Duration::from_millis(10));
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -341,19 +348,19 @@ async fn http_flap_traffic_leaves_the_failing_pod_after_the_slice_change() {
     }
     // kube-proxy's own network-programming latency for the SWH's slices (the agent sets
     // endpoints.kubernetes.io/last-change-trigger-time).
-    let metrics = swh_e2e::nodes::http_get(
-        match a.node_ip {
-            ip => ip,
-        },
-        10249,
-        "/metrics",
-    )
-    .unwrap_or_default();
-    let count = metrics
-        .lines()
-        .find(|l| l.starts_with("kubeproxy_network_programming_duration_seconds_count"))
-        .unwrap_or("kubeproxy_network_programming_duration_seconds_count (absent)")
-        .to_string();
+    let metrics = swh_e2e::nodes::http_get(a.node_ip, 10249, "/metrics").unwrap_or_default();
+    let name = "kubeproxy_network_programming_duration_seconds";
+    let count = match (
+        traffic::histogram_quantile(&metrics, name, 0.5),
+        traffic::histogram_quantile(&metrics, name, 0.99),
+    ) {
+        (Some((p50, n)), Some((p99, _))) => format!(
+            "kube-proxy on node-a, {name}: p50 {:.0} ms, p99 {:.0} ms over {n} changes",
+            p50 * 1000.0,
+            p99 * 1000.0
+        ),
+        _ => format!("kube-proxy on node-a: {name} empty"),
+    };
     eprintln!(
         "HTTP flap through the ClusterIP from node-a:\n  {}\n  {count}",
         report.join("\n  ")
