@@ -104,6 +104,29 @@ fn blocked_by_conflict(swh: &ServiceWithHealthchecks) -> bool {
     conflict && !adopt
 }
 
+/// A handover is pending: the SWH asks to adopt an existing Service (`adopt-service: "true"`)
+/// and the controller does not report the child Service in sync (`ChildServiceReady` True)
+/// yet. The Service's own EndpointSlices still carry its pods then, and kube-proxy merges
+/// duplicate addresses across slices in no defined order (the last non-terminating one wins):
+/// a not-ready duplicate from us could hide the same pod's ready entry there and reject
+/// traffic. So during a handover only ready endpoints are published.
+fn handover_pending(swh: &ServiceWithHealthchecks) -> bool {
+    let adopt = swh
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(swh_api::annotations::ADOPT_SERVICE))
+        .is_some_and(|v| v == "true");
+    let in_sync = swh
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == swh_api::conditions::CHILD_SERVICE_READY && c.status == "True");
+    adopt && !in_sync
+}
+
 fn key_of(swh: &ServiceWithHealthchecks) -> Option<ObjectKey> {
     Some((swh.metadata.namespace.clone()?, swh.metadata.name.clone()?))
 }
@@ -611,7 +634,7 @@ impl Index {
     }
 
     /// The endpoints to publish for `key` on this node (none while [`Index::publishes`] is
-    /// false).
+    /// false; only ready ones while a handover of an existing Service is pending).
     pub fn endpoints(&self, key: &ObjectKey) -> Vec<EndpointInput> {
         let Some(swh) = self.swhs.get(key) else {
             return Vec::new();
@@ -619,6 +642,7 @@ impl Index {
         if blocked_by_conflict(swh) {
             return Vec::new();
         }
+        let ready_only = handover_pending(swh);
         self.selected(key)
             .into_iter()
             .filter_map(|pod| {
@@ -628,7 +652,8 @@ impl Index {
                     .into_iter()
                     .filter_map(|f| pod.ip_of(f).map(|ip| (f, ip)))
                     .collect();
-                (!addresses.is_empty()).then(|| EndpointInput {
+                let publish = !addresses.is_empty() && (conditions.ready || !ready_only);
+                publish.then(|| EndpointInput {
                     pod_name: pod.name.clone(),
                     pod_uid: pod.uid.clone(),
                     addresses,

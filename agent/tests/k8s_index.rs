@@ -670,6 +670,50 @@ fn a_foreign_service_of_the_same_name_blocks_publishing_unless_adoption_is_asked
 }
 
 #[test]
+fn during_a_handover_only_ready_endpoints_are_published() {
+    // kube-proxy merges the Service's own slices with ours; a not-ready duplicate from us could
+    // hide a pod the Service still sends traffic to.
+    let k = key("ns", "web");
+    let mut ix = Index::new("node-a");
+    ix.upsert_swh(conflicted_swh(Some("true")));
+    ix.upsert_pod(pod("ns", "a").ips(&["10.0.0.1"]).info());
+    ix.upsert_pod(pod("ns", "b").ips(&["10.0.0.2"]).info());
+    ix.targets(&k, t(0));
+    let names = |ix: &Index| {
+        ix.endpoints(&k)
+            .into_iter()
+            .map(|e| e.pod_name)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        names(&ix).is_empty(),
+        "undecided pods are not published during a handover"
+    );
+    ix.record(tk("ns", "web", "a", "tcp"), decided(true));
+    ix.record(tk("ns", "web", "b", "tcp"), decided(false));
+    assert_eq!(
+        names(&ix),
+        ["a"],
+        "only the ready pod, not b's failing entry"
+    );
+    // Handed over (the controller reports the child Service in sync): every pod again, the
+    // failing one as not ready.
+    let mut s = (*conflicted_swh(Some("true"))).clone();
+    s.status = Some(
+        serde_json::from_value(json!({"conditions": [{
+            "type": "ChildServiceReady", "status": "True", "reason": "ChildServiceWasCreated",
+            "message": "Service ns/web is in sync", "lastTransitionTime": "2023-11-14T22:13:20Z"}]}))
+        .expect("status json"),
+    );
+    ix.upsert_swh(std::sync::Arc::new(s));
+    assert_eq!(names(&ix), ["a", "b"]);
+    assert_eq!(
+        conditions(&ix, &k),
+        BTreeMap::from([("a".to_string(), READY), ("b".to_string(), NOT_READY)])
+    );
+}
+
+#[test]
 fn written_state_is_what_this_node_wrote_for_the_pods_current_address() {
     let k = key("ns", "web");
     let mut ix = Index::new("node-a");

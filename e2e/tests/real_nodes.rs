@@ -332,9 +332,10 @@ async fn http_flap_traffic_leaves_the_failing_pod_after_the_slice_change() {
             after.as_secs_f64() * 1000.0,
             samples.len()
         ));
-        // Bound against a broken data path, not a timing goal: kube-proxy follows in ~0.1 s.
+        // Bound against a broken data path, not a timing goal: kube-proxy follows in ~0.1 s
+        // (its minimum sync period is 1 s when changes come in bursts).
         assert!(
-            after < Duration::from_secs(1),
+            after < Duration::from_secs(3),
             "{victim} still answered {after:?} after its slice changed: {report:?}"
         );
         assert_eq!(
@@ -724,7 +725,8 @@ async fn postgres_failover_writes_resume_on_the_new_primary() {
             "stop",
             "-m",
             "fast",
-            "-w",
+            // No wait: the server is the container's PID 1, so its exit ends the exec session.
+            "-W",
             "-D",
             pg_data,
         ],
