@@ -817,3 +817,66 @@ fn pg_exec(addr: IpAddr, sql: &str) -> Result<String, String> {
             .unwrap_or_default())
     })
 }
+
+/// A private real-node cluster (nodes only, no install) stops without leaving a process,
+/// mount, cgroup, namespace, link, route or directory behind.
+#[tokio::test]
+async fn real_node_teardown_leaves_nothing_behind() {
+    let _serial = SERIAL.lock().await;
+    let shared = real_cluster();
+    let images = testenv::workspace_root().join("target/images");
+    let work = std::env::temp_dir().join(format!("swh-rn-teardown-{}", std::process::id()));
+    let forwarding =
+        || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    let forwarding_before = forwarding();
+    let cluster = tokio::task::spawn_blocking({
+        let (bin_dir, work) = (shared.bin_dir.clone(), work.clone());
+        move || {
+            LocalCluster::start(&swh_e2e::controlplane::ClusterOptions {
+                bin_dir,
+                work_dir: work,
+                tag: format!("rd{}", std::process::id() % 10_000),
+                link: 8,
+                pod_range: 248,
+                service_range: 99,
+                real_nodes: Some(images),
+            })
+        }
+    })
+    .await
+    .expect("join")
+    .expect("private real-node cluster");
+    // A running pod, so there are containers, mounts and pod netns to remove.
+    let client = testenv::admin_client(&cluster).await.expect("client");
+    objects::ensure_namespace(&client, "td").await.expect("ns");
+    let labels: BTreeMap<String, String> = [("app".to_string(), "td".to_string())].into();
+    traffic::create_backend_pod(&client, "td", "td-b1", "node-b", &labels)
+        .await
+        .expect("pod");
+    let ip = traffic::wait_pod_ready(&client, "td", "td-b1", Duration::from_secs(120))
+        .await
+        .expect("pod Ready");
+    assert!(
+        traffic::set_health(ip, 200).is_ok(),
+        "the pod answers from the host over the node route"
+    );
+    let rn = cluster.real_nodes.clone().expect("real nodes");
+    assert!(
+        !rn.leftovers().is_empty(),
+        "the nodes exist before teardown"
+    );
+    let pids: Vec<u32> = cluster.processes.iter().map(|p| p.pid).collect();
+    tokio::task::spawn_blocking(move || cluster.stop())
+        .await
+        .expect("stop");
+    for p in pids {
+        assert!(!swh_e2e::process::alive(p), "process {p} left running");
+    }
+    assert_eq!(rn.leftovers(), Vec::<String>::new(), "left behind");
+    assert_eq!(
+        forwarding(),
+        forwarding_before,
+        "the host's IPv4 forwarding changed"
+    );
+    assert!(!work.exists(), "work dir {} left", work.display());
+}
