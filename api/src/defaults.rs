@@ -130,6 +130,32 @@ pub fn effective_target_port(port: &k8s_openapi::api::core::v1::ServicePort) -> 
         .unwrap_or(IntOrString::Int(port.port))
 }
 
+/// Whether `c` can't appear as is in an HTTP request target.
+pub(crate) fn needs_percent_encoding(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || !c.is_ascii() || "\"<>\\^`{|}".contains(c)
+}
+
+/// `path` with every character a request target can't carry as is (whitespace, control and
+/// non-ASCII characters, `"`, `<`, `>`, `\`, `^`, a backtick, `{`, `|`, `}`) percent-encoded as
+/// UTF-8; `%`, `?`, `#` and the rest are kept. Borrowed when nothing needs encoding.
+pub fn percent_encode_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.chars().any(needs_percent_encoding) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    for c in path.chars() {
+        if needs_percent_encoding(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl v1beta1::HttpProbe {
     /// Whether `status` is accepted: in `expectedStatuses` (codes or `lo-hi` ranges), or in
     /// 200..=399 when none are given. Invalid entries (rejected by validation) match nothing.
@@ -146,11 +172,13 @@ impl v1beta1::HttpProbe {
         }
     }
 
-    /// The path in force (`/` when empty or missing).
-    pub fn effective_path(&self) -> &str {
+    /// The path in force (`/` when empty or missing), with the characters a request target
+    /// can't carry percent-encoded ([`percent_encode_path`]), as Deckhouse's agent sends them.
+    /// A missing leading `/` is added by the prober.
+    pub fn effective_path(&self) -> std::borrow::Cow<'_, str> {
         match self.path.as_deref() {
-            None | Some("") => HTTP_PATH,
-            Some(p) => p,
+            None | Some("") => std::borrow::Cow::Borrowed(HTTP_PATH),
+            Some(p) => percent_encode_path(p),
         }
     }
 }

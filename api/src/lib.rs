@@ -9,16 +9,23 @@
 //!   ways (v1beta1-only data rides in the [`annotations::V1BETA1_FIELDS`] annotation on v1alpha1),
 //!   except that status details over a size budget are left out so annotations stay within
 //!   Kubernetes' 256 KiB limit.
-//! - [`validation`]: `validate(new, old) -> Vec<FieldError>`, `warnings(new)`, `validate_json`.
+//! - [`validation`]: `check(new, old, version) -> Checked { errors, warnings }` (v1alpha1 denies
+//!   only what Deckhouse fails on), `validate` (v1beta1's errors), `warnings(new)`, `check_json`.
 //! - [`defaults`]: `apply(&mut spec)` (Deckhouse defaults, same as the schema's).
 //! - [`service_to_swh`]: `from_service(&Service, probes)` for `kubectl swh migrate`.
 //! - [`crd`]: `crd()` (both versions, storage v1beta1, conversion webhook placeholder) and the
 //!   committed YAML in `config/crd/` (regenerate: `SWH_UPDATE_CRD=1 cargo test -p swh-api crd`).
 //!
 //! Validation layers: the OpenAPI schema (types, enums, ranges, lengths, list-map keys),
-//! CEL rules in the CRD (mode/sub-object match, timeout ≤ period, port ranges, named ports,
-//! ExternalName, nodePort/type, port names) and [`validation::validate`] in the webhook for the
-//! rest (names, addresses, PEM, status ranges, immutability...).
+//! CEL rules in the CRD (mode/sub-object match, port ranges, named ports, Service type; v1beta1
+//! also timeout ≤ period, nodePort/type, port names) and [`validation::check`] in the webhook for
+//! the rest (names, addresses, PEM, status ranges, immutability...).
+//!
+//! v1alpha1 denies only what Deckhouse would fail on too (its schema, its child Service, its
+//! agent), every message saying which; what swh finds risky beyond that is an admission warning.
+//! The v1alpha1 schema therefore has Deckhouse's constraints only (no enums on Service fields, no
+//! length limits), and v1beta1, which has no existing manifests to keep working, stays stricter:
+//! see [`validation`] and [`v1beta1`].
 
 pub mod conversion;
 pub mod crd;

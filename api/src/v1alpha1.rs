@@ -17,6 +17,10 @@ use crate::schema;
 
 /// A Service plus active health checks run against each selected pod; only pods that pass are
 /// published in the Service's endpoints.
+///
+/// Deckhouse-compatible: an object is denied only where Deckhouse would fail on it too (its
+/// schema, its child Service, or its agent; each message says which). Settings swh finds risky
+/// are accepted with a warning naming the field; v1beta1 denies them.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "network.deckhouse.io",
@@ -31,11 +35,11 @@ use crate::schema;
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'ExternalName'").message("type ExternalName is not supported: a ServiceWithHealthchecks needs endpoints; use ClusterIP, NodePort or LoadBalancer").field_path(".type"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("type must be ClusterIP, NodePort or LoadBalancer (ExternalName is not supported: a ServiceWithHealthchecks publishes probed endpoints) (the Service would be invalid)").field_path(".type"))]
 pub struct ServiceWithHealthchecksSpec {
     /// The list of ports that are exposed by this service (as in a Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::service_ports")]
+    #[schemars(schema_with = "schema::service_ports_alpha")]
     pub ports: Option<Vec<ServicePort>>,
     /// Label selector of the pods to probe and publish. An empty or missing selector selects
     /// every pod in the namespace (Deckhouse behaviour).
@@ -44,7 +48,7 @@ pub struct ServiceWithHealthchecksSpec {
     pub selector: Option<BTreeMap<String, String>>,
     /// ClusterIP, NodePort or LoadBalancer. Default ClusterIP.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::service_type")]
+    #[schemars(schema_with = "schema::service_type_alpha")]
     pub type_: Option<String>,
     /// The IP address of the service; "None" makes it headless. Immutable once set.
     #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
@@ -55,7 +59,7 @@ pub struct ServiceWithHealthchecksSpec {
         rename = "clusterIPs",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(schema_with = "schema::atomic_string_list_2")]
+    #[schemars(schema_with = "schema::string_list_alpha")]
     pub cluster_ips: Option<Vec<String>>,
     /// IPs for which nodes also accept traffic for this service.
     #[serde(
@@ -63,14 +67,13 @@ pub struct ServiceWithHealthchecksSpec {
         rename = "externalIPs",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(schema_with = "schema::atomic_string_list")]
+    #[schemars(schema_with = "schema::string_list_alpha")]
     pub external_ips: Option<Vec<String>>,
     /// Accepted for compatibility; type ExternalName is rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
-    /// ClientIP or None.
+    /// ClientIP or None. Deckhouse does not copy it to its child Service; swh does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::session_affinity")]
     pub session_affinity: Option<String>,
     /// Configuration of session affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,18 +87,16 @@ pub struct ServiceWithHealthchecksSpec {
     pub load_balancer_ip: Option<String>,
     /// CIDRs allowed to reach a cloud load balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::atomic_string_list")]
+    #[schemars(schema_with = "schema::string_list_alpha")]
     pub load_balancer_source_ranges: Option<Vec<String>>,
     /// Class of the load balancer implementation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_class: Option<String>,
-    /// Cluster or Local.
+    /// Cluster or Local (used with type NodePort or LoadBalancer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::traffic_policy")]
     pub external_traffic_policy: Option<String>,
     /// Cluster or Local.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::traffic_policy")]
     pub internal_traffic_policy: Option<String>,
     /// Health check node port for externalTrafficPolicy Local.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,11 +106,10 @@ pub struct ServiceWithHealthchecksSpec {
     pub publish_not_ready_addresses: Option<bool>,
     /// IPv4 and/or IPv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::ip_families")]
+    #[schemars(schema_with = "schema::string_list_alpha")]
     pub ip_families: Option<Vec<String>>,
     /// SingleStack, PreferDualStack or RequireDualStack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "schema::ip_family_policy")]
     pub ip_family_policy: Option<String>,
     /// Whether NodePorts are allocated for type LoadBalancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,9 +134,11 @@ pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 108000), extend("default" = 10))]
     pub period_seconds: Option<i32>,
-    /// The probes; all must pass.
+    /// The probes; all must pass. v1beta1 takes at most 32; v1alpha1 has Deckhouse's
+    /// practical limit only (the bound here, needed for the cost of the CEL rules, is more than
+    /// an object can hold: etcd stores at most 1.5 MiB and a stored probe takes over 100 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 16384))]
     pub probes: Option<Vec<Probe>>,
 }
 
@@ -158,23 +160,25 @@ pub enum ProbeMode {
 /// One probe. Exactly the sub-object named by `mode` must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mode != 'HTTP' || has(self.http)").message("mode is HTTP but field http is missing; add http"))]
-#[x_kube(validation = Rule::new("self.mode != 'TCP' || has(self.tcp)").message("mode is TCP but field tcp is missing; add tcp"))]
-#[x_kube(validation = Rule::new("self.mode != 'PostgreSQL' || has(self.postgreSQL)").message("mode is PostgreSQL but field postgreSQL is missing; add postgreSQL"))]
+#[x_kube(validation = Rule::new("self.mode != 'HTTP' || has(self.http)").message("mode is HTTP but field http is missing; add http (no probe can run)"))]
+#[x_kube(validation = Rule::new("self.mode != 'TCP' || has(self.tcp)").message("mode is TCP but field tcp is missing; add tcp (no probe can run)"))]
+#[x_kube(validation = Rule::new("self.mode != 'PostgreSQL' || has(self.postgreSQL)").message("mode is PostgreSQL but field postgreSQL is missing; add postgreSQL (no probe can run)"))]
 pub struct Probe {
     /// HTTP, TCP or PostgreSQL.
     pub mode: ProbeMode,
-    /// Seconds after which the probe times out. Default 1.
+    /// Seconds after which the probe times out. Default 1. A timeout longer than the period is
+    /// accepted (with a warning): a slow target is then probed at most every `timeoutSeconds`,
+    /// as the next probe of a pod starts when the previous one ended, never two at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 108000), extend("default" = 1))]
+    #[schemars(range(min = 1), extend("default" = 1))]
     pub timeout_seconds: Option<i32>,
     /// Consecutive successes for a failed probe to pass. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10000), extend("default" = 1))]
+    #[schemars(range(min = 1), extend("default" = 1))]
     pub success_threshold: Option<i32>,
     /// Consecutive failures for a passing probe to fail. Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10000), extend("default" = 3))]
+    #[schemars(range(min = 1), extend("default" = 3))]
     pub failure_threshold: Option<i32>,
     /// Settings of an HTTP probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,15 +241,14 @@ pub struct HttpHeader {
 #[serde(rename_all = "camelCase")]
 pub struct HttpProbe {
     /// Pod port to probe (1..65535, or a named container port).
-    #[schemars(schema_with = "schema::probe_port")]
+    #[schemars(schema_with = "schema::probe_port_alpha")]
     pub target_port: IntOrString,
-    /// Request path. Default "/".
+    /// Request path. Default "/". A path without a leading `/` is requested with one, and
+    /// spaces, control and non-ASCII characters are sent percent-encoded (as Deckhouse does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048))]
     pub path: Option<String>,
     /// Host header and TLS server name; the pod IP is still dialed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
     pub host: Option<String>,
     /// HTTP or HTTPS. Default HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,7 +260,7 @@ pub struct HttpProbe {
     pub method: Option<HttpMethod>,
     /// Extra request headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
+    #[schemars(schema_with = "schema::http_headers_alpha")]
     pub http_headers: Option<Vec<HttpHeader>>,
     /// Do not verify the server certificate. Default false.
     #[serde(
@@ -266,13 +269,12 @@ pub struct HttpProbe {
         skip_serializing_if = "Option::is_none"
     )]
     pub insecure_skip_tls_verify: Option<bool>,
-    /// PEM CA bundle to verify the server certificate.
+    /// PEM CA bundle to verify the server certificate (an invalid bundle makes HTTPS probes
+    /// fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 65536))]
     pub ca_cert: Option<String>,
-    /// Accepted status codes; empty means 200-399.
+    /// Accepted status codes; empty means 200-399. A code outside 100..599 never matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
     pub code: Option<Vec<i32>>,
 }
 
@@ -281,7 +283,7 @@ pub struct HttpProbe {
 #[serde(rename_all = "camelCase")]
 pub struct TcpProbe {
     /// Pod port to connect to (1..65535, or a named container port).
-    #[schemars(schema_with = "schema::probe_port")]
+    #[schemars(schema_with = "schema::probe_port_alpha")]
     pub target_port: IntOrString,
 }
 
@@ -290,20 +292,18 @@ pub struct TcpProbe {
 #[serde(rename_all = "camelCase")]
 pub struct PostgreSqlProbe {
     /// Pod port of the database (1..65535, or a named container port).
-    #[schemars(schema_with = "schema::probe_port")]
+    #[schemars(schema_with = "schema::probe_port_alpha")]
     pub target_port: IntOrString,
     /// Database name; the user name when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
     pub db_name: Option<String>,
     /// Query that must return a boolean true. Default `select 1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 4096), extend("default" = "select 1"))]
+    #[schemars(extend("default" = "select 1"))]
     pub query: Option<String>,
     /// Secret in the same namespace with keys user, password and optionally tlsMode,
     /// clientCert, clientKey, caCert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
     pub auth_secret_name: Option<String>,
 }
 

@@ -6,6 +6,30 @@
 //! and a richer status (per-pod, per-probe state written by each node's agent with server-side
 //! apply). Every field is optional in Rust so conversion is exact; defaults live in the schema and
 //! in [`crate::defaults`].
+//!
+//! ## Stricter than v1alpha1
+//!
+//! v1alpha1 denies only what Deckhouse would fail on too (so every Deckhouse manifest applies
+//! unchanged) and warns about the rest; v1beta1 has no existing manifests to keep working, so it
+//! denies these settings outright (see [`crate::validation`]):
+//! - a `timeoutSeconds` above the probe's period (v1alpha1: the probe then runs at most every
+//!   `timeoutSeconds`), or above 30 h; thresholds above 10000; more than 32 probes;
+//! - an HTTP path without a leading `/` or with characters that must be percent-encoded, a `host`
+//!   that is not a DNS name or IP, a `caCert` that is not PEM, an `expectedStatuses` code outside
+//!   100..599; a PostgreSQL `authSecretName` no Secret can have, an empty `query` or `dbName`;
+//! - a sub-object of another mode next to the one `mode` names;
+//! - Service fields that only apply to another type (`externalTrafficPolicy` on ClusterIP,
+//!   `loadBalancerClass`, `healthCheckNodePort`, `allocateLoadBalancerNodePorts`,
+//!   `sessionAffinityConfig` without ClientIP), and invalid values of Service fields Deckhouse
+//!   does not copy to its child Service but swh does (`sessionAffinity`, `externalIPs`,
+//!   `clusterIPs`, `ipFamilies`, `ipFamilyPolicy`, `loadBalancerSourceRanges`,
+//!   `trafficDistribution`...): the child Service would be invalid;
+//! - changing a set `clusterIP` (v1alpha1: the child keeps its address, as in Deckhouse).
+//!
+//! Why: these settings never do what they say (the value is ignored, rewritten, or makes the
+//! probe or the child Service fail), and a denial at write time is the clearest place to learn
+//! it. An update keeps a problem the stored object already had as a warning, so objects written
+//! through v1alpha1 can still be edited through v1beta1.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +46,11 @@ pub use crate::v1alpha1::{HttpHeader, HttpMethod, HttpScheme};
 
 /// A Service plus active health checks run against each selected pod; only pods that pass are
 /// published in the Service's endpoints.
+///
+/// Stricter than v1alpha1: settings v1alpha1 accepts with a warning (a timeout above the period,
+/// an HTTP path without a leading '/', fields for another Service type, invalid values of Service
+/// fields Deckhouse ignores...) are denied here, as they never do what they say. An update may
+/// keep such a setting the stored object already has (a warning then).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "network.deckhouse.io",
@@ -36,9 +65,9 @@ pub use crate::v1alpha1::{HttpHeader, HttpMethod, HttpScheme};
     derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'ExternalName'").message("type ExternalName is not supported: a ServiceWithHealthchecks needs endpoints; use ClusterIP, NodePort or LoadBalancer").field_path(".type"))]
-#[x_kube(validation = Rule::new("!has(self.ports) || !has(self.type) || self.type != 'ClusterIP' || self.ports.all(p, !has(p.nodePort) || p.nodePort == 0)").message("nodePort may only be set when type is NodePort or LoadBalancer; remove nodePort or change type").field_path(".ports"))]
-#[x_kube(validation = Rule::new("!has(self.ports) || size(self.ports) <= 1 || self.ports.all(p, has(p.name) && size(p.name) > 0)").message("every port needs a name when there is more than one port; set spec.ports[*].name").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type != 'ExternalName'").message("type ExternalName is not supported: a ServiceWithHealthchecks needs endpoints; use ClusterIP, NodePort or LoadBalancer (the Service would be invalid)").field_path(".type"))]
+#[x_kube(validation = Rule::new("!has(self.ports) || !has(self.type) || self.type != 'ClusterIP' || self.ports.all(p, !has(p.nodePort) || p.nodePort == 0)").message("nodePort may only be set when type is NodePort or LoadBalancer; remove nodePort or change type (the Service would be invalid)").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.ports) || size(self.ports) <= 1 || self.ports.all(p, has(p.name) && size(p.name) > 0)").message("every port needs a name when there is more than one port; set spec.ports[*].name (the Service would be invalid)").field_path(".ports"))]
 pub struct ServiceWithHealthchecksSpec {
     /// The list of ports that are exposed by this service (as in a Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +161,7 @@ pub struct ServiceWithHealthchecksSpec {
 /// Health checks run against every selected pod. All probes must pass (AND).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.probes) || !has(self.periodSeconds) || self.probes.all(p, has(p.periodSeconds) || !has(p.timeoutSeconds) || p.timeoutSeconds <= self.periodSeconds)").message("a probe's timeoutSeconds must not exceed periodSeconds; lower timeoutSeconds or raise periodSeconds").field_path(".probes"))]
+#[x_kube(validation = Rule::new("!has(self.probes) || !has(self.periodSeconds) || self.probes.all(p, has(p.periodSeconds) || !has(p.timeoutSeconds) || p.timeoutSeconds <= self.periodSeconds)").message("a probe's timeoutSeconds must not exceed periodSeconds; lower timeoutSeconds or raise periodSeconds (v1beta1 only: v1alpha1 accepts it with a warning)").field_path(".probes"))]
 pub struct Healthcheck {
     /// Seconds after the pod's creation before the first probe. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,12 +250,12 @@ impl std::fmt::Display for ProbeMode {
 /// One probe. Exactly the sub-object named by `mode` must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mode != 'HTTP' || has(self.http)").message("mode is HTTP but field http is missing; add http"))]
-#[x_kube(validation = Rule::new("self.mode != 'TCP' || has(self.tcp)").message("mode is TCP but field tcp is missing; add tcp"))]
-#[x_kube(validation = Rule::new("self.mode != 'PostgreSQL' || has(self.postgreSQL)").message("mode is PostgreSQL but field postgreSQL is missing; add postgreSQL"))]
-#[x_kube(validation = Rule::new("self.mode != 'GRPC' || has(self.grpc)").message("mode is GRPC but field grpc is missing; add grpc"))]
-#[x_kube(validation = Rule::new("(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.postgreSQL) ? 1 : 0) + (has(self.grpc) ? 1 : 0) <= 1").message("set only the sub-object named by mode (one of http, tcp, postgreSQL, grpc)"))]
-#[x_kube(validation = Rule::new("!has(self.timeoutSeconds) || !has(self.periodSeconds) || self.timeoutSeconds <= self.periodSeconds").message("timeoutSeconds must not exceed periodSeconds").field_path(".timeoutSeconds"))]
+#[x_kube(validation = Rule::new("self.mode != 'HTTP' || has(self.http)").message("mode is HTTP but field http is missing; add http (no probe can run)"))]
+#[x_kube(validation = Rule::new("self.mode != 'TCP' || has(self.tcp)").message("mode is TCP but field tcp is missing; add tcp (no probe can run)"))]
+#[x_kube(validation = Rule::new("self.mode != 'PostgreSQL' || has(self.postgreSQL)").message("mode is PostgreSQL but field postgreSQL is missing; add postgreSQL (no probe can run)"))]
+#[x_kube(validation = Rule::new("self.mode != 'GRPC' || has(self.grpc)").message("mode is GRPC but field grpc is missing; add grpc (no probe can run)"))]
+#[x_kube(validation = Rule::new("(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.postgreSQL) ? 1 : 0) + (has(self.grpc) ? 1 : 0) <= 1").message("set only the sub-object named by mode (one of http, tcp, postgreSQL, grpc) (v1beta1 only: v1alpha1 accepts it with a warning)"))]
+#[x_kube(validation = Rule::new("!has(self.timeoutSeconds) || !has(self.periodSeconds) || self.timeoutSeconds <= self.periodSeconds").message("timeoutSeconds must not exceed periodSeconds (v1beta1 only: v1alpha1 accepts it with a warning)").field_path(".timeoutSeconds"))]
 pub struct Probe {
     /// Unique name of the probe (a DNS label); status, metrics and the plugin key on it.
     #[schemars(
@@ -236,7 +265,8 @@ pub struct Probe {
     pub name: String,
     /// HTTP, TCP, PostgreSQL or GRPC.
     pub mode: ProbeMode,
-    /// Seconds after which the probe times out. Default 1.
+    /// Seconds after which the probe times out. Default 1. At most the probe's period (v1alpha1
+    /// accepts a longer timeout with a warning: the next probe starts when the previous ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 108000), extend("default" = 1))]
     pub timeout_seconds: Option<i32>,
@@ -277,12 +307,13 @@ pub struct Probe {
 /// HTTP(S) probe settings.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.path) || self.path.startsWith('/')").message("path must start with '/'").field_path(".path"))]
+#[x_kube(validation = Rule::new("!has(self.path) || self.path.startsWith('/')").message("path must start with '/' (v1beta1 only: v1alpha1 accepts it with a warning)").field_path(".path"))]
 pub struct HttpProbe {
     /// Pod port to probe: 1..65535 or a container port name (resolved per pod).
     #[schemars(schema_with = "schema::probe_port")]
     pub port: IntOrString,
-    /// Request path, starting with '/'. Default "/".
+    /// Request path, starting with '/' and percent-encoded. Default "/". (v1alpha1 accepts
+    /// other paths with a warning: a leading '/' is added and the rest percent-encoded.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub path: Option<String>,

@@ -433,7 +433,8 @@ fn mode_mismatch_message_says_what_to_add() {
         .expect("error");
     assert_eq!(
         e.to_string(),
-        "spec.healthcheck.probes[1]: mode is HTTP but field http is missing; add spec.healthcheck.probes[1].http"
+        "spec.healthcheck.probes[1]: mode is HTTP but field http is missing; add \
+         spec.healthcheck.probes[1].http (no probe can run)"
     );
 }
 

@@ -5,6 +5,11 @@
 //! - `request.uid` readable but the review does not decode → HTTP 200, `allowed: false`, the
 //!   reason in `status.message` (the API server shows it to the user);
 //! - otherwise the decision, always HTTP 200 with the uid echoed.
+//!
+//! An SWH is checked as the version it was written in (`swh_api::validation::check`): on
+//! v1alpha1 only what Deckhouse would fail on too is denied (each message ends with the reason),
+//! everything else risky is an admission warning naming the field; v1beta1 is stricter. Warnings
+//! go out with denials too, kept within what the API server passes on.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -16,7 +21,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::Value;
 use swh_api::v1beta1::ServiceWithHealthchecks;
-use swh_api::validation::FieldError;
+use swh_api::validation::{Checked, FieldError, Version};
 use tracing::{debug, info};
 
 /// An HTTP answer of the webhook: status code, JSON body and the metrics result label.
@@ -111,6 +116,11 @@ pub struct Context {
 const SECRET_CHECK_BUDGET: Duration = Duration::from_millis(1500);
 /// At most this many distinct Secrets are looked up per review.
 const MAX_SECRET_LOOKUPS: usize = 8;
+
+/// Longest admission warning the API server passes on untruncated (characters).
+pub const MAX_WARNING_CHARS: usize = 256;
+/// Total size of admission warnings the API server passes on (bytes).
+pub const MAX_WARNINGS_CHARS: usize = 4096;
 
 /// A decoded review: the typed request plus the raw objects (not round-tripped).
 struct Review {
@@ -231,6 +241,14 @@ async fn decide_swh(review: &Review, ctx: &Context) -> AdmissionResponse {
     let Some(object) = review.object.clone() else {
         return resp.deny("request.object is missing");
     };
+    // The version the object was written in: v1alpha1 is denied only where Deckhouse would
+    // fail too (everything else risky is a warning), v1beta1 is stricter.
+    let version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(Version::parse)
+        .or_else(|| Version::parse(&req.kind.version))
+        .unwrap_or(Version::V1beta1);
     let new = match swh_api::conversion::to_v1beta1(object) {
         Ok(o) => o,
         Err(e) => return resp.deny(format!("cannot decode the object: {e}")),
@@ -246,16 +264,13 @@ async fn decide_swh(review: &Review, ctx: &Context) -> AdmissionResponse {
             return resp;
         }
     }
-    let errs = swh_api::validation::validate(&new, old.as_ref());
-    if !errs.is_empty() {
-        return deny_fields(
-            resp,
-            &format!("ServiceWithHealthchecks {}", object_label(req)),
-            &errs,
-        );
-    }
-    let mut warnings = swh_api::validation::warnings(&new);
-    if let Some(secrets) = &ctx.secrets {
+    let Checked {
+        errors,
+        mut warnings,
+    } = swh_api::validation::check(&new, old.as_ref(), version);
+    if errors.is_empty()
+        && let Some(secrets) = &ctx.secrets
+    {
         let ns = req
             .namespace
             .clone()
@@ -263,11 +278,47 @@ async fn decide_swh(review: &Review, ctx: &Context) -> AdmissionResponse {
             .unwrap_or_default();
         warnings.extend(missing_secret_warnings(secrets.as_ref(), &ns, &new).await);
     }
-    let mut resp = resp;
+    let mut resp = if errors.is_empty() {
+        resp
+    } else {
+        deny_fields(
+            resp,
+            &format!("ServiceWithHealthchecks {}", object_label(req)),
+            &errors,
+        )
+    };
+    // Sent with denials too: the API server passes them on either way.
+    let warnings = bounded_warnings(warnings);
     if !warnings.is_empty() {
         resp.warnings = Some(warnings);
     }
     resp
+}
+
+/// The API server truncates each warning beyond [`MAX_WARNING_CHARS`] and drops warnings
+/// beyond [`MAX_WARNINGS_CHARS`] in total: cut long ones at a character boundary and, when
+/// there are too many, end with one that says how many were left out.
+pub fn bounded_warnings(warnings: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    let n = warnings.len();
+    for (i, w) in warnings.into_iter().enumerate() {
+        let w = if w.chars().count() > MAX_WARNING_CHARS {
+            let mut cut: String = w.chars().take(MAX_WARNING_CHARS - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            w
+        };
+        // Room for the closing note.
+        if total + w.len() + 64 > MAX_WARNINGS_CHARS {
+            out.push(format!("{} more warning(s) left out", n - i));
+            break;
+        }
+        total += w.len();
+        out.push(w);
+    }
+    out
 }
 
 /// Names of the Secrets the probes reference, with the first probe path naming each.

@@ -179,6 +179,8 @@ async fn invalid_object_is_denied_with_every_field_path() {
         {"name": "web", "port": 80, "targetPort": 8080},
         {"name": "web", "port": 80, "targetPort": 8081}
     ]);
+    // Deckhouse accepts a path without a leading '/' (its agent adds it): a v1alpha1 warning,
+    // sent along with the denial.
     obj["spec"]["healthcheck"]["probes"][0]["http"]["path"] = json!("healthz");
     let (s, v) = post_json(
         router(state()),
@@ -191,14 +193,79 @@ async fn invalid_object_is_denied_with_every_field_path() {
     assert_eq!(r["uid"], "u4");
     assert_eq!(r["allowed"], false);
     let msg = r["status"]["message"].as_str().unwrap_or("");
-    for path in [
-        "spec.ports[1].name",
-        "spec.ports[1]:",
-        "spec.healthcheck.probes[0].http.path",
-    ] {
+    for path in ["spec.ports[1].name", "spec.ports[1]:"] {
         assert!(msg.contains(path), "{path} missing from {msg}");
     }
-    assert!(msg.contains("3 problems"), "{msg}");
+    assert!(msg.contains("2 problems"), "{msg}");
+    assert!(msg.contains("(the Service would be invalid)"), "{msg}");
+    assert!(msg.contains("(Deckhouse's schema rejects it too)"), "{msg}");
+    assert!(!msg.contains("http.path"), "{msg}");
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("spec.healthcheck.probes[0].http.path: \\\"healthz\\\" does not start"),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn v1alpha1_timeout_longer_than_the_period_is_allowed_with_a_warning() {
+    // The reported case: Deckhouse accepts it, so v1alpha1 does too.
+    let mut obj = alpha_pg("cred-secret");
+    obj["spec"]["healthcheck"]["periodSeconds"] = json!(1);
+    obj["spec"]["healthcheck"]["probes"][0]["timeoutSeconds"] = json!(3);
+    let (_, v) = post_json(
+        router(state()),
+        "/validate-swh",
+        &swh_review("t1", "CREATE", obj.clone(), None),
+    )
+    .await;
+    let r = response(&v);
+    assert_eq!(r["allowed"], true, "{v}");
+    let w = r["warnings"][0].as_str().unwrap_or("");
+    assert!(
+        w.starts_with(
+            "spec.healthcheck.probes[0].timeoutSeconds: 3 > periodSeconds 1: a slow target is \
+             probed at most every 3 s"
+        ),
+        "{v}"
+    );
+    // The same object written as v1beta1 is denied: v1beta1 is stricter.
+    let beta = swh_api::conversion::convert(obj, swh_api::API_VERSION_V1BETA1).expect("convert");
+    let (_, v) = post_json(
+        router(state()),
+        "/validate-swh",
+        &swh_review("t2", "CREATE", beta, None),
+    )
+    .await;
+    let r = response(&v);
+    assert_eq!(r["allowed"], false, "{v}");
+    let msg = r["status"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("spec.healthcheck.probes[0].timeoutSeconds: 3 > periodSeconds 1")
+            && msg.contains("(v1beta1 only: v1alpha1 accepts it with a warning)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn warnings_are_kept_within_what_the_api_server_passes_on() {
+    use swh_webhook::admission::{MAX_WARNING_CHARS, MAX_WARNINGS_CHARS, bounded_warnings};
+    let long = "ü".repeat(300);
+    let out = bounded_warnings(vec![long, "short".into()]);
+    assert_eq!(out[0].chars().count(), MAX_WARNING_CHARS);
+    assert!(out[0].ends_with('…'));
+    assert_eq!(out[1], "short");
+    let many: Vec<String> = (0..100)
+        .map(|i| format!("w{i}: {}", "x".repeat(100)))
+        .collect();
+    let out = bounded_warnings(many);
+    let total: usize = out.iter().map(String::len).sum();
+    assert!(total <= MAX_WARNINGS_CHARS, "{total}");
+    assert!(
+        out.last()
+            .is_some_and(|w| w.ends_with("more warning(s) left out")),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +314,9 @@ async fn update_that_does_not_touch_the_spec_is_allowed_even_if_spec_is_invalid(
 }
 
 #[tokio::test]
-async fn changing_cluster_ip_on_update_is_denied() {
+async fn changing_cluster_ip_on_update_is_a_v1alpha1_warning_and_a_v1beta1_denial() {
+    // Deckhouse accepts the update and reports ChildServiceClusterIPImmutable: so does v1alpha1
+    // (with a warning); v1beta1 denies it.
     let mut old = alpha_web();
     old["spec"]["clusterIP"] = json!("10.96.0.10");
     let mut new = old.clone();
@@ -255,7 +324,22 @@ async fn changing_cluster_ip_on_update_is_denied() {
     let (_, v) = post_json(
         router(state()),
         "/validate-swh",
-        &swh_review("u8", "UPDATE", new, Some(old)),
+        &swh_review("u8", "UPDATE", new.clone(), Some(old.clone())),
+    )
+    .await;
+    assert_eq!(response(&v)["allowed"], true, "{v}");
+    let w = response(&v)["warnings"].to_string();
+    assert!(
+        w.contains("spec.clusterIP") && w.contains("10.96.0.10"),
+        "{w}"
+    );
+
+    let beta =
+        |o: Value| swh_api::conversion::convert(o, swh_api::API_VERSION_V1BETA1).expect("convert");
+    let (_, v) = post_json(
+        router(state()),
+        "/validate-swh",
+        &swh_review("u8b", "UPDATE", beta(new), Some(beta(old))),
     )
     .await;
     assert_eq!(response(&v)["allowed"], false, "{v}");
