@@ -3,7 +3,11 @@
 //! - One driver task; due times live in a binary heap keyed by `Instant` (no fixed tick), so
 //!   4,000 pairs at a 1 s period cost a few heap operations per probe.
 //! - `next_due = last_start + period`; a pair is never run twice at once (a probe slower than its
-//!   period runs again right after it ends, like the kubelet's ticker dropping ticks).
+//!   period runs again right after it ends, like the kubelet's ticker dropping ticks). So a
+//!   `timeout` longer than the `period` (accepted on v1alpha1, as Deckhouse does) means a slow
+//!   target is probed at most every `timeout`: the next run starts when the previous one ended.
+//!   This holds across a remove and re-add of the same key too: a pair re-added while its
+//!   removed run is still in flight starts when that run ends.
 //! - First run: `start + initial_delay` (start is e.g. the pod's creation). A pair whose start
 //!   is less than one period ago runs as soon as allowed (a new pod gets a verdict fast); older
 //!   ones (agent restart, bulk add) get a random phase within one period so they don't all fire
@@ -163,6 +167,7 @@ where
             waiting: VecDeque::new(),
             running: JoinSet::new(),
             next_id: 0,
+            draining: HashMap::new(),
         };
         tokio::spawn(driver.run(commands));
         (Self { tx }, results)
@@ -245,6 +250,9 @@ enum RunState {
     /// Due, waiting for a concurrency slot (in `waiting`).
     Waiting,
     Running,
+    /// Due, but a removed run of the same key is still in flight (in `draining`): starts when
+    /// that run ends.
+    Blocked,
 }
 
 struct Done {
@@ -266,6 +274,8 @@ struct Driver<K> {
     waiting: VecDeque<u64>,
     running: JoinSet<Done>,
     next_id: u64,
+    /// Runs still in flight of removed pairs, by key (the id of the removed entry).
+    draining: HashMap<K, u64>,
 }
 
 impl<K> Driver<K>
@@ -389,6 +399,9 @@ where
                     && let Some(entry) = self.entries.remove(&id)
                 {
                     self.runner.release(&entry.spec, entry.target);
+                    if entry.state == RunState::Running {
+                        self.draining.insert(key, id);
+                    }
                 }
             }
         }
@@ -429,6 +442,10 @@ where
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
+        if self.draining.contains_key(&entry.key) {
+            entry.state = RunState::Blocked;
+            return;
+        }
         let started = Instant::now();
         let due = entry.next_due;
         entry.state = RunState::Running;
@@ -450,7 +467,12 @@ where
     /// Handles a finished run; `Err` when nobody listens for results any more.
     async fn finish(&mut self, done: Done) -> Result<(), ()> {
         let result = match self.entries.get_mut(&done.id) {
-            None => None, // removed meanwhile
+            None => {
+                // Removed meanwhile: its result is dropped, and a pair re-added under the same
+                // key may start now.
+                self.undrain(done.id);
+                None
+            }
             Some(entry) => {
                 let next = if done.result_epoch == entry.result_epoch {
                     done.started + entry.spec.period
@@ -504,6 +526,36 @@ where
     }
 }
 
+impl<K> Driver<K>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    /// The removed run `id` ended: a pair of the same key that was blocked on it is due now.
+    fn undrain(&mut self, id: u64) {
+        let Some(key) = self
+            .draining
+            .iter()
+            .find(|(_, d)| **d == id)
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        self.draining.remove(&key);
+        let Some(&new_id) = self.ids.get(&key) else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(&new_id)
+            && entry.state == RunState::Blocked
+        {
+            entry.state = RunState::Scheduled;
+            entry.sched_epoch += 1;
+            entry.next_due = entry.next_due.max(Instant::now());
+            self.heap
+                .push(Reverse((entry.next_due, new_id, entry.sched_epoch)));
+        }
+    }
+}
+
 /// Small, fast PRNG for phase jitter (quality is irrelevant, spread is what matters).
 struct SplitMix64(u64);
 
@@ -523,5 +575,146 @@ impl SplitMix64 {
             return Duration::ZERO;
         }
         Duration::from_nanos(self.next() % nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The "timeout longer than the period" semantics (v1alpha1 accepts it, as Deckhouse does):
+    //! never two runs at once on one (target, probe) pair; the next run starts when the previous
+    //! one ended, so a slow target is probed at most every `timeout`.
+
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::probe::ProbeKind;
+
+    /// Per port: runs in flight now, the most ever in flight, and every start.
+    #[derive(Default)]
+    struct Track {
+        in_flight: HashMap<u16, usize>,
+        max_in_flight: HashMap<u16, usize>,
+        starts: Vec<(u16, Instant)>,
+    }
+
+    /// A runner whose targets never answer: every run ends at its timeout, as the real prober's.
+    fn hanging(track: Arc<Mutex<Track>>) -> impl ProbeRunner {
+        move |spec: Arc<ProbeSpec>, target: ProbeTarget| -> BoxFuture<'static, ProbeOutcome> {
+            let track = track.clone();
+            Box::pin(async move {
+                {
+                    let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = {
+                        let n = t.in_flight.entry(target.port).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    let max = t.max_in_flight.entry(target.port).or_insert(0);
+                    *max = (*max).max(n);
+                    t.starts.push((target.port, Instant::now()));
+                }
+                let hang = tokio::time::sleep(Duration::from_secs(3600));
+                let _ = tokio::time::timeout(spec.timeout, hang).await;
+                let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = t.in_flight.get_mut(&target.port) {
+                    *n -= 1;
+                }
+                ProbeOutcome::failure("timeout after 3s", spec.timeout)
+            })
+        }
+    }
+
+    fn slow_spec() -> ProbeSpec {
+        ProbeSpec {
+            timeout: Duration::from_secs(3),
+            period: Duration::from_secs(1),
+            initial_delay: Duration::ZERO,
+            ..ProbeSpec::new("pg", ProbeKind::Tcp)
+        }
+    }
+
+    fn target(port: u16) -> ProbeTarget {
+        ProbeTarget::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), port)
+    }
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig {
+            seed: Some(7),
+            ..Default::default()
+        }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<ProbeResult<&'static str>>) -> ProbeResult<&'static str> {
+        match tokio::time::timeout(Duration::from_secs(3600), rx.recv()).await {
+            Ok(Some(r)) => r,
+            other => panic!(
+                "no result within an hour of paused time: {:?}",
+                other.is_ok()
+            ),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_longer_than_the_period_never_overlaps_runs_on_one_target() {
+        let track = Arc::new(Mutex::new(Track::default()));
+        let (sched, mut rx) = Scheduler::spawn(hanging(track.clone()), config());
+        let t0 = Instant::now();
+        sched.upsert("pg", target(5432), slow_spec(), t0);
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            let r = next(&mut rx).await;
+            assert!(!r.outcome.ok);
+            starts.push((r.started - t0).as_secs());
+        }
+        // Period 1 s, timeout 3 s, a target that never answers: every 3 s, back to back.
+        assert_eq!(starts, vec![0, 3, 6, 9, 12]);
+        let t = track.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(t.max_in_flight.get(&5432), Some(&1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pair_re_added_while_its_removed_run_is_in_flight_waits_for_it() {
+        let track = Arc::new(Mutex::new(Track::default()));
+        let (sched, mut rx) = Scheduler::spawn(hanging(track.clone()), config());
+        let t0 = Instant::now();
+        sched.upsert("pg", target(5432), slow_spec(), t0);
+        // Removed at 1 s (e.g. the pod went not ready), re-added at 1.5 s: the first run, started
+        // at 0 s, still hangs until its timeout at 3 s.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        sched.remove("pg");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sched.upsert("pg", target(5432), slow_spec(), t0);
+        let r = next(&mut rx).await;
+        assert_eq!(
+            r.started - t0,
+            Duration::from_secs(3),
+            "starts when the removed run ends, not before"
+        );
+        let r = next(&mut rx).await;
+        assert_eq!(r.started - t0, Duration::from_secs(6));
+        let t = track.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(t.max_in_flight.get(&5432), Some(&1), "{:?}", t.starts);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_targets_are_not_held_back_by_a_slow_one() {
+        let track = Arc::new(Mutex::new(Track::default()));
+        let (sched, mut rx) = Scheduler::spawn(hanging(track.clone()), config());
+        let t0 = Instant::now();
+        sched.upsert("slow", target(1), slow_spec(), t0);
+        let quick = ProbeSpec {
+            timeout: Duration::from_millis(100),
+            ..slow_spec()
+        };
+        sched.upsert("quick", target(2), quick, t0);
+        let mut quick_starts = Vec::new();
+        while quick_starts.len() < 4 {
+            let r = next(&mut rx).await;
+            if r.key == "quick" {
+                quick_starts.push((r.started - t0).as_secs());
+            }
+        }
+        assert_eq!(quick_starts, vec![0, 1, 2, 3]);
     }
 }
