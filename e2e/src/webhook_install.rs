@@ -313,9 +313,10 @@ pub fn webhook_configuration(url: &str, ca_pem: &[u8]) -> Value {
     })
 }
 
-/// An SWH that passes schema and CEL but not the webhook (a path with a space); v1alpha1, so
-/// creating it also exercises conversion to the storage version.
-const PROBE_OBJECT: &str = r#"{"apiVersion":"network.deckhouse.io/v1alpha1","kind":"ServiceWithHealthchecks","metadata":{"name":"swh-webhook-install-probe","namespace":"default"},"spec":{"ports":[{"port":80,"targetPort":8080}],"selector":{"app":"x"},"healthcheck":{"probes":[{"mode":"HTTP","http":{"targetPort":8080,"path":"/a b"}}]}}}"#;
+/// An SWH that passes schema and CEL but not the webhook (a header name no request can carry:
+/// denied on v1alpha1 too, as no probe can run); v1alpha1, so creating it also exercises
+/// conversion to the storage version.
+const PROBE_OBJECT: &str = r#"{"apiVersion":"network.deckhouse.io/v1alpha1","kind":"ServiceWithHealthchecks","metadata":{"name":"swh-webhook-install-probe","namespace":"default"},"spec":{"ports":[{"port":80,"targetPort":8080}],"selector":{"app":"x"},"healthcheck":{"probes":[{"mode":"HTTP","http":{"targetPort":8080,"httpHeaders":[{"name":"bad header","value":"x"}]}}]}}}"#;
 
 /// Polls until a dry-run create of an invalid SWH is rejected by the webhook itself.
 pub fn wait_effective(cluster: &LocalCluster, limit: Duration) -> Result<(), InstallError> {

@@ -1,7 +1,8 @@
 //! The API as users meet it, on the real local control plane with swh-webhook installed:
-//! Deckhouse manifests accepted, invalid manifests rejected naming the field (schema, CEL and
-//! webhook layers), conversion round trips through both versions, printer columns, the child
-//! Service guard, and certificate rotation of a running webhook.
+//! Deckhouse manifests accepted (v1alpha1 denies only what Deckhouse fails on too; what swh
+//! finds risky is a warning kubectl prints), invalid manifests rejected naming the field and the
+//! reason (schema, CEL and webhook layers), conversion round trips through both versions,
+//! printer columns, the child Service guard, and certificate rotation of a running webhook.
 //!
 //! Installs the webhook itself when it is not there yet (idempotent; `swh-local up` may already
 //! have done it).
@@ -305,7 +306,38 @@ fn set(mut v: Value, pointer: &str, value: Value) -> Value {
     v
 }
 
-fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
+/// Why a denial is one: the end of its message (`swh_api::validation::Reason`). OpenAPI schema
+/// rejections carry the API server's own message: they are ranges, enums and keys Deckhouse's
+/// schema has too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// Deckhouse's schema rejects it too.
+    Schema,
+    /// The child Service would be invalid.
+    Service,
+    /// No probe can run.
+    NoProbe,
+    /// A v1beta1 rule (v1alpha1 only warns).
+    Beta,
+    /// A v1beta1-only field.
+    BetaField,
+}
+
+impl Why {
+    fn suffix(self) -> Option<&'static str> {
+        match self {
+            Why::Schema => Some("(Deckhouse's schema rejects it too)"),
+            Why::Service => Some("(the Service would be invalid)"),
+            Why::NoProbe => Some("(no probe can run)"),
+            Why::Beta => Some("(v1beta1 only: v1alpha1 accepts it with a warning)"),
+            Why::BetaField => None,
+        }
+    }
+}
+
+/// Manifests denied: (case, object, field named in the error, reason). Every v1alpha1 case is
+/// one Deckhouse fails on too (its schema, its child Service, or its agent).
+fn invalid_cases() -> Vec<(&'static str, Value, &'static str, Why)> {
     let a = alpha_base;
     let b = beta_base;
     vec![
@@ -314,21 +346,25 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
             "unknown type",
             set(a(), "/spec/type", json!("Bogus")),
             "spec.type",
+            Why::Service,
         ),
         (
             "ExternalName",
             set(a(), "/spec/type", json!("ExternalName")),
             "spec.type",
+            Why::Service,
         ),
         (
             "bad protocol",
             set(a(), "/spec/ports/0/protocol", json!("ICMP")),
             "spec.ports[0].protocol",
+            Why::Service,
         ),
         (
             "port out of range",
             set(a(), "/spec/ports/0/port", json!(70000)),
             "spec.ports[0].port",
+            Why::Service,
         ),
         (
             "two unnamed ports",
@@ -338,6 +374,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"port": 81, "targetPort": 8081}),
             ),
             "spec.ports",
+            Why::Service,
         ),
         (
             "duplicate port names",
@@ -351,11 +388,13 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!("web"),
             ),
             "spec.ports[1].name",
+            Why::Service,
         ),
         (
             "invalid port name",
             set(a(), "/spec/ports/0/name", json!("Web_Port")),
             "spec.ports[0].name",
+            Why::Service,
         ),
         (
             "duplicate port and protocol",
@@ -365,61 +404,56 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"name": "b", "port": 80, "protocol": "TCP"}),
             ),
             "spec.ports[1]",
+            Why::Schema,
+        ),
+        (
+            "targetPort 0",
+            set(a(), "/spec/ports/0/targetPort", json!(0)),
+            "spec.ports[0].targetPort",
+            Why::Service,
         ),
         (
             "name starts with a digit",
             set(a(), "/metadata/name", json!("1web")),
             "metadata.name",
+            Why::Service,
         ),
         (
             "name with a dot",
             set(a(), "/metadata/name", json!("web.example")),
             "metadata.name",
+            Why::Service,
         ),
         (
             "nodePort on ClusterIP",
             set(a(), "/spec/ports/0/nodePort", json!(30080)),
             "spec.ports",
+            Why::Service,
         ),
         (
             "clusterIP not an IP",
             set(a(), "/spec/clusterIP", json!("not-an-ip")),
             "spec.clusterIP",
+            Why::Service,
         ),
         (
-            "sessionAffinity",
-            set(a(), "/spec/sessionAffinity", json!("Sticky")),
-            "spec.sessionAffinity",
-        ),
-        (
-            "source range not a CIDR",
-            set(
-                set(a(), "/spec/type", json!("LoadBalancer")),
-                "/spec/loadBalancerSourceRanges",
-                json!(["10.0.0.0/99"]),
-            ),
-            "spec.loadBalancerSourceRanges[0]",
-        ),
-        (
-            "ipFamilies",
-            set(a(), "/spec/ipFamilies", json!(["IPv5"])),
-            "spec.ipFamilies[0]",
-        ),
-        (
-            "externalTrafficPolicy on ClusterIP",
-            set(a(), "/spec/externalTrafficPolicy", json!("Local")),
-            "spec.externalTrafficPolicy",
+            "internalTrafficPolicy",
+            set(a(), "/spec/internalTrafficPolicy", json!("Nearest")),
+            "spec.internalTrafficPolicy",
+            Why::Service,
         ),
         (
             "selector key",
             set(a(), "/spec/selector", json!({"bad key": "x"})),
             "spec.selector",
+            Why::NoProbe,
         ),
         // Probes
         (
             "unknown probe mode",
             set(a(), "/spec/healthcheck/probes/0/mode", json!("UDP")),
             "spec.healthcheck.probes[0].mode",
+            Why::Schema,
         ),
         (
             "mode without its section",
@@ -429,16 +463,19 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"mode": "HTTP", "tcp": {"targetPort": 8080}}),
             ),
             "spec.healthcheck.probes[0]",
+            Why::NoProbe,
         ),
         (
             "timeout zero",
             set(a(), "/spec/healthcheck/probes/0/timeoutSeconds", json!(0)),
             "spec.healthcheck.probes[0].timeoutSeconds",
+            Why::Schema,
         ),
         (
             "negative period",
             set(a(), "/spec/healthcheck/periodSeconds", json!(-1)),
             "spec.healthcheck.periodSeconds",
+            Why::Schema,
         ),
         (
             "http method",
@@ -448,25 +485,23 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!("FETCH"),
             ),
             "spec.healthcheck.probes[0].http.method",
+            Why::Schema,
         ),
         (
             "probe target port 0",
             set(a(), "/spec/healthcheck/probes/0/http/targetPort", json!(0)),
             "spec.healthcheck.probes[0].http.targetPort",
+            Why::Schema,
         ),
         (
-            "path without slash",
+            "host with a space",
             set(
                 a(),
-                "/spec/healthcheck/probes/0/http/path",
-                json!("healthz"),
+                "/spec/healthcheck/probes/0/http/host",
+                json!("my host"),
             ),
-            "spec.healthcheck.probes[0].http.path",
-        ),
-        (
-            "path with a space",
-            set(a(), "/spec/healthcheck/probes/0/http/path", json!("/a b")),
-            "spec.healthcheck.probes[0].http.path",
+            "spec.healthcheck.probes[0].http.host",
+            Why::Schema,
         ),
         (
             "header name",
@@ -476,26 +511,51 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!([{"name": "bad header", "value": "x"}]),
             ),
             "spec.healthcheck.probes[0].http.httpHeaders[0].name",
+            Why::NoProbe,
         ),
         (
-            "auth secret name",
+            "header value with a line break",
             set(
                 a(),
-                "/spec/healthcheck/probes/0",
-                json!({"mode": "PostgreSQL", "postgreSQL": {"targetPort": 5432, "authSecretName": "Bad_Secret"}}),
+                "/spec/healthcheck/probes/0/http/httpHeaders",
+                json!([{"name": "X-Probe", "value": "a\r\nInjected: 1"}]),
             ),
-            "spec.healthcheck.probes[0].postgreSQL.authSecretName",
+            "spec.healthcheck.probes[0].http.httpHeaders[0].value",
+            Why::NoProbe,
         ),
+        // v1beta1 (stricter: the same settings are v1alpha1 warnings, see below)
         (
-            "timeout above period",
+            "v1beta1: timeout above period",
             set(
-                set(a(), "/spec/healthcheck/periodSeconds", json!(2)),
+                set(b(), "/spec/healthcheck/periodSeconds", json!(2)),
                 "/spec/healthcheck/probes/0/timeoutSeconds",
                 json!(5),
             ),
             "timeoutSeconds",
+            Why::Beta,
         ),
-        // v1beta1
+        (
+            "v1beta1: path with a space",
+            set(b(), "/spec/healthcheck/probes/0/http/path", json!("/a b")),
+            "spec.healthcheck.probes[0].http.path",
+            Why::Beta,
+        ),
+        (
+            "v1beta1: sessionAffinity",
+            set(b(), "/spec/sessionAffinity", json!("Sticky")),
+            "spec.sessionAffinity",
+            Why::Schema,
+        ),
+        (
+            "v1beta1: auth secret name",
+            set(
+                b(),
+                "/spec/healthcheck/probes/0",
+                json!({"name": "db", "mode": "PostgreSQL", "postgreSQL": {"port": 5432, "authSecretName": "Bad_Secret"}}),
+            ),
+            "spec.healthcheck.probes[0].postgreSQL.authSecretName",
+            Why::Beta,
+        ),
         (
             "duplicate probe names",
             set(
@@ -504,11 +564,13 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"name": "ready", "mode": "TCP", "tcp": {"port": 8080}}),
             ),
             "spec.healthcheck.probes[1]",
+            Why::BetaField,
         ),
         (
             "probe name not a DNS label",
             set(b(), "/spec/healthcheck/probes/0/name", json!("Ready!")),
             "spec.healthcheck.probes[0].name",
+            Why::BetaField,
         ),
         (
             "expected status out of range",
@@ -518,6 +580,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!(["700"]),
             ),
             "spec.healthcheck.probes[0].http.expectedStatuses[0]",
+            Why::Beta,
         ),
         (
             "caCert not PEM",
@@ -527,6 +590,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!("not a certificate"),
             ),
             "spec.healthcheck.probes[0].http.caCert",
+            Why::Beta,
         ),
         (
             "failOpen percent",
@@ -536,6 +600,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"minPassingPercent": 0}),
             ),
             "spec.healthcheck.failOpen.minPassingPercent",
+            Why::BetaField,
         ),
         (
             "grpc without grpc section",
@@ -545,6 +610,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
                 json!({"name": "g", "mode": "GRPC"}),
             ),
             "spec.healthcheck.probes[0]",
+            Why::NoProbe,
         ),
     ]
 }
@@ -553,7 +619,6 @@ fn layer(stderr: &str) -> &'static str {
     if stderr.contains("admission webhook") {
         "webhook"
     } else if stderr.contains("Unsupported value")
-        || stderr.contains("Duplicate value")
         || stderr.contains("Duplicate value")
         || stderr.contains("should be less than")
         || stderr.contains("should be greater than")
@@ -567,14 +632,14 @@ fn layer(stderr: &str) -> &'static str {
 }
 
 #[test]
-fn invalid_manifests_are_rejected_naming_the_field() {
+fn invalid_manifests_are_rejected_naming_the_field_and_the_reason() {
     let cluster = cluster();
     let ns = Ns::new(&cluster, "wh-bad");
     let cases = invalid_cases();
     assert!(cases.len() >= 25);
     let mut failures = Vec::new();
     let mut layers = std::collections::BTreeMap::<&str, usize>::new();
-    for (what, obj, field) in &cases {
+    for (what, obj, field, why) in &cases {
         let text = serde_json::to_string(obj).expect("json");
         let o = kubectl(
             &cluster,
@@ -582,11 +647,28 @@ fn invalid_manifests_are_rejected_naming_the_field() {
             Some(&text),
         );
         let l = layer(&o.stderr);
+        let alpha = obj["apiVersion"] == "network.deckhouse.io/v1alpha1";
         if o.ok {
             failures.push(format!("{what}: accepted: {}", o.stdout.trim()));
         } else if !o.stderr.contains(field) {
             failures.push(format!(
                 "{what}: rejected ({l}) without naming {field}: {}",
+                o.stderr.trim()
+            ));
+        } else if l == "schema" {
+            // The API server's own message, for a constraint Deckhouse's schema has too.
+            if alpha && *why != Why::Schema {
+                failures.push(format!(
+                    "{what}: v1alpha1 schema rejection of a {why:?} case: {}",
+                    o.stderr.trim()
+                ));
+            }
+            *layers.entry(l).or_default() += 1;
+        } else if let Some(suffix) = why.suffix()
+            && !o.stderr.contains(suffix)
+        {
+            failures.push(format!(
+                "{what}: rejected ({l}) without its reason {suffix:?}: {}",
                 o.stderr.trim()
             ));
         } else {
@@ -608,6 +690,415 @@ fn invalid_manifests_are_rejected_naming_the_field() {
     assert!(
         layers.len() == 3,
         "expected all three layers to reject something: {layers:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deckhouse-valid manifests: accepted by v1alpha1 (with a warning where swh sees a risk)
+// ---------------------------------------------------------------------------------------------
+
+/// Manifests Deckhouse accepts: (case, v1alpha1 object, text of the `Warning:` kubectl prints;
+/// empty: no warning). One per rule that v1alpha1 relaxed into a warning, then the Deckhouse
+/// documentation's examples.
+fn deckhouse_valid_cases() -> Vec<(&'static str, Value, &'static str)> {
+    let a = alpha_base;
+    let pg = || {
+        set(
+            a(),
+            "/spec/healthcheck/probes/0",
+            json!({"mode": "PostgreSQL", "postgreSQL": {"targetPort": 5432, "dbName": "postgres", "authSecretName": "cred-secret", "query": "SELECT 1"}}),
+        )
+    };
+    let yaml = |text: &str| -> Value { serde_yaml::from_str(text).expect("Deckhouse example") };
+    let many: Vec<Value> = (0..33)
+        .map(|i| json!({"mode": "TCP", "tcp": {"targetPort": 8000 + i}}))
+        .collect();
+    vec![
+        (
+            "timeout above the period (PostgreSQL, the reported case)",
+            set(
+                set(pg(), "/spec/healthcheck/periodSeconds", json!(1)),
+                "/spec/healthcheck/probes/0/timeoutSeconds",
+                json!(3),
+            ),
+            "Warning: spec.healthcheck.probes[0].timeoutSeconds: 3 > periodSeconds 1: a slow \
+             target is probed at most every 3 s",
+        ),
+        (
+            "timeout above 30 h",
+            set(
+                a(),
+                "/spec/healthcheck/probes/0/timeoutSeconds",
+                json!(200_000),
+            ),
+            "Warning: spec.healthcheck.probes[0].timeoutSeconds: 200000 > periodSeconds 10",
+        ),
+        (
+            "failureThreshold above 10000",
+            set(
+                a(),
+                "/spec/healthcheck/probes/0/failureThreshold",
+                json!(20_000),
+            ),
+            "Warning: spec.healthcheck.probes[0].failureThreshold: 20000 is above 10000",
+        ),
+        (
+            "33 probes",
+            set(a(), "/spec/healthcheck/probes", json!(many)),
+            "Warning: spec.healthcheck.probes: 33 probes: v1beta1 takes at most 32",
+        ),
+        (
+            "path without a slash",
+            set(
+                a(),
+                "/spec/healthcheck/probes/0/http/path",
+                json!("healthz"),
+            ),
+            "Warning: spec.healthcheck.probes[0].http.path: \"healthz\" does not start with '/'; \
+             it is requested as \"/healthz\"",
+        ),
+        (
+            "path with a space",
+            set(a(), "/spec/healthcheck/probes/0/http/path", json!("/a b")),
+            "Warning: spec.healthcheck.probes[0].http.path: \"/a b\" has spaces",
+        ),
+        (
+            "host Deckhouse's format accepts",
+            set(
+                a(),
+                "/spec/healthcheck/probes/0/http/host",
+                json!("bücher.example"),
+            ),
+            "Warning: spec.healthcheck.probes[0].http.host: \"bücher.example\" is not a DNS name",
+        ),
+        (
+            "status code outside HTTP's",
+            set(
+                a(),
+                "/spec/healthcheck/probes/0/http/code",
+                json!([200, 999]),
+            ),
+            "Warning: spec.healthcheck.probes[0].http.code[1]: 999 is not an HTTP status",
+        ),
+        (
+            "caCert not PEM",
+            set(
+                set(
+                    a(),
+                    "/spec/healthcheck/probes/0/http/scheme",
+                    json!("HTTPS"),
+                ),
+                "/spec/healthcheck/probes/0/http/caCert",
+                json!("not a certificate"),
+            ),
+            "Warning: spec.healthcheck.probes[0].http.caCert: not a PEM certificate bundle",
+        ),
+        (
+            "section of another mode",
+            set(
+                set(a(), "/spec/healthcheck/probes/0/mode", json!("TCP")),
+                "/spec/healthcheck/probes/0/tcp",
+                json!({"targetPort": 8080}),
+            ),
+            "Warning: spec.healthcheck.probes[0].http: mode is TCP, so http is ignored",
+        ),
+        (
+            "auth secret name no Secret can have",
+            set(
+                pg(),
+                "/spec/healthcheck/probes/0/postgreSQL/authSecretName",
+                json!("Bad_Secret"),
+            ),
+            "Warning: spec.healthcheck.probes[0].postgreSQL.authSecretName: \"Bad_Secret\" is not \
+             a valid Secret name",
+        ),
+        (
+            "empty query",
+            set(
+                pg(),
+                "/spec/healthcheck/probes/0/postgreSQL/query",
+                json!(""),
+            ),
+            "Warning: spec.healthcheck.probes[0].postgreSQL.query: query is empty",
+        ),
+        (
+            "empty dbName",
+            set(
+                pg(),
+                "/spec/healthcheck/probes/0/postgreSQL/dbName",
+                json!(""),
+            ),
+            "Warning: spec.healthcheck.probes[0].postgreSQL.dbName: \"\" is not a usable database \
+             name",
+        ),
+        (
+            "sessionAffinity Deckhouse ignores",
+            set(a(), "/spec/sessionAffinity", json!("Sticky")),
+            "Warning: spec.sessionAffinity: unsupported value \"Sticky\"; use ClientIP or None \
+             (Deckhouse ignores this field",
+        ),
+        (
+            "sessionAffinityConfig without ClientIP",
+            set(
+                a(),
+                "/spec/sessionAffinityConfig",
+                json!({"clientIP": {"timeoutSeconds": 60}}),
+            ),
+            "Warning: spec.sessionAffinityConfig: only used with sessionAffinity: ClientIP",
+        ),
+        (
+            "externalTrafficPolicy on ClusterIP",
+            set(a(), "/spec/externalTrafficPolicy", json!("Local")),
+            "Warning: spec.externalTrafficPolicy: only used when type is NodePort or LoadBalancer",
+        ),
+        (
+            "healthCheckNodePort on ClusterIP",
+            set(a(), "/spec/healthCheckNodePort", json!(30999)),
+            "Warning: spec.healthCheckNodePort: only used with type LoadBalancer",
+        ),
+        (
+            "allocateLoadBalancerNodePorts on ClusterIP",
+            set(a(), "/spec/allocateLoadBalancerNodePorts", json!(false)),
+            "Warning: spec.allocateLoadBalancerNodePorts: only used when type is LoadBalancer",
+        ),
+        (
+            "loadBalancerClass on ClusterIP",
+            set(a(), "/spec/loadBalancerClass", json!("example.com/vip")),
+            "Warning: spec.loadBalancerClass: only used when type is LoadBalancer",
+        ),
+        (
+            "loadBalancerIP not an IP",
+            set(a(), "/spec/loadBalancerIP", json!("auto")),
+            "Warning: spec.loadBalancerIP: \"auto\" is not a valid IP address",
+        ),
+        (
+            "source range not a CIDR",
+            set(
+                set(a(), "/spec/type", json!("LoadBalancer")),
+                "/spec/loadBalancerSourceRanges",
+                json!(["10.0.0.0/99"]),
+            ),
+            "Warning: spec.loadBalancerSourceRanges[0]: \"10.0.0.0/99\" is not a CIDR",
+        ),
+        (
+            "externalIPs not IPs",
+            set(a(), "/spec/externalIPs", json!(["gateway"])),
+            "Warning: spec.externalIPs[0]: \"gateway\" is not a valid IP address",
+        ),
+        (
+            "three clusterIPs",
+            set(
+                a(),
+                "/spec/clusterIPs",
+                json!(["10.96.0.10", "fd00::10", "10.96.0.11"]),
+            ),
+            "Warning: spec.clusterIPs: 3 addresses given",
+        ),
+        (
+            "ipFamilies",
+            set(a(), "/spec/ipFamilies", json!(["IPv5"])),
+            "Warning: spec.ipFamilies[0]: unsupported family \"IPv5\"",
+        ),
+        (
+            "ipFamilyPolicy",
+            set(a(), "/spec/ipFamilyPolicy", json!("TripleStack")),
+            "Warning: spec.ipFamilyPolicy: unsupported value \"TripleStack\"",
+        ),
+        (
+            "trafficDistribution",
+            set(a(), "/spec/trafficDistribution", json!("PreferFar")),
+            "Warning: spec.trafficDistribution: unsupported value \"PreferFar\"",
+        ),
+        // The Deckhouse documentation's examples, unchanged (the Secret exists: no warning).
+        ("docs: web", yaml(DECKHOUSE_WEB), ""),
+        ("docs: smtp", yaml(DECKHOUSE_SMTP), ""),
+        ("docs: postgres-read", yaml(DECKHOUSE_PG_READ), ""),
+        ("docs: postgres-write", yaml(DECKHOUSE_PG_WRITE), ""),
+    ]
+}
+
+#[test]
+fn deckhouse_valid_manifests_are_accepted_with_the_warning_kubectl_prints() {
+    let cluster = cluster();
+    let ns = Ns::new(&cluster, "wh-dh-ok");
+    ok(
+        &cluster,
+        &[
+            "-n",
+            &ns.name,
+            "create",
+            "secret",
+            "generic",
+            "cred-secret",
+            "--from-literal=user=postgres",
+            "--from-literal=password=example",
+        ],
+        None,
+    );
+    let cases = deckhouse_valid_cases();
+    assert!(cases.len() >= 30);
+    let mut failures = Vec::new();
+    for (i, (what, obj, warning)) in cases.iter().enumerate() {
+        let mut obj = obj.clone();
+        let name = format!("dh-{i}");
+        obj["metadata"]["name"] = json!(name);
+        let o = kubectl(
+            &cluster,
+            &["create", "-n", &ns.name, "-f", "-"],
+            Some(&obj.to_string()),
+        );
+        if !o.ok {
+            failures.push(format!("{what}: denied: {}", o.stderr.trim()));
+            continue;
+        }
+        let warnings: Vec<&str> = o
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("Warning: "))
+            .collect();
+        if warning.is_empty() {
+            if !warnings.is_empty() {
+                failures.push(format!("{what}: unexpected warnings: {warnings:?}"));
+            }
+        } else if !warnings.iter().any(|w| w.starts_with(warning)) {
+            failures.push(format!(
+                "{what}: no warning starting with {warning:?}: {}",
+                o.stderr.trim()
+            ));
+        } else {
+            eprintln!("{what:44} {}", warnings[0]);
+        }
+        // Stored (as v1beta1) and readable in both versions.
+        for resource in [ALPHA, BETA] {
+            let r = kubectl(
+                &cluster,
+                &["get", "-n", &ns.name, resource, &name, "-o", "name"],
+                None,
+            );
+            if !r.ok {
+                failures.push(format!("{what}: not readable as {resource}: {}", r.stderr));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn status_of_a_v1alpha1_object_with_a_long_timeout_is_written_through_v1beta1() {
+    // The controller writes status through v1beta1, whose schema has the timeout ≤ period
+    // rule: an unchanged spec must not block it (the API server ratchets unchanged fields).
+    let cluster = cluster();
+    let ns = Ns::new(&cluster, "wh-slow");
+    let mut obj = set(
+        set(alpha_base(), "/spec/healthcheck/periodSeconds", json!(1)),
+        "/spec/healthcheck/probes/0/timeoutSeconds",
+        json!(3),
+    );
+    obj["metadata"]["name"] = json!("slow");
+    let o = ok(
+        &cluster,
+        &["create", "-n", &ns.name, "-f", "-"],
+        Some(&obj.to_string()),
+    );
+    assert!(o.stderr.contains("3 > periodSeconds 1"), "{}", o.stderr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let beta = get_json(&cluster, &ns.name, BETA, "slow");
+        let synced = beta["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "ChildServiceReady"
+                    && c["status"] == "True"
+                    && c["observedGeneration"] == beta["metadata"]["generation"]
+            });
+        if synced {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller's status never arrived: {}",
+            beta["status"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An edit through v1beta1 keeps the stored timeout (a warning, not a denial).
+    let o = ok(
+        &cluster,
+        &[
+            "patch",
+            "-n",
+            &ns.name,
+            BETA,
+            "slow",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"app":"web2"}}}"#,
+        ],
+        None,
+    );
+    assert!(
+        o.stderr.contains("(kept: the stored object has it)"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_changed_cluster_ip_is_a_v1alpha1_warning() {
+    // Deckhouse accepts it and reports ChildServiceClusterIPImmutable; so does swh.
+    let cluster = cluster();
+    let ns = Ns::new(&cluster, "wh-cip");
+    let mut obj = alpha_base();
+    obj["metadata"]["name"] = json!("pinned");
+    let created = ok(
+        &cluster,
+        &["create", "-n", &ns.name, "-f", "-"],
+        Some(&obj.to_string()),
+    );
+    assert!(!created.stderr.contains("Warning"), "{}", created.stderr);
+    let o = ok(
+        &cluster,
+        &[
+            "patch",
+            "-n",
+            &ns.name,
+            ALPHA,
+            "pinned",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"clusterIP":"10.96.200.1"}}"#,
+        ],
+        None,
+    );
+    let first = o.stderr.clone();
+    let o = kubectl(
+        &cluster,
+        &[
+            "patch",
+            "-n",
+            &ns.name,
+            ALPHA,
+            "pinned",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"clusterIP":"10.96.200.2"}}"#,
+        ],
+        None,
+    );
+    assert!(o.ok, "denied: {}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("Warning: spec.clusterIP: clusterIP was \"10.96.200.1\" and can't change"),
+        "{first}\n{}",
+        o.stderr
     );
 }
 
