@@ -254,15 +254,27 @@ pub fn set_health(pod_ip: IpAddr, code: u16) -> Result<(), String> {
     }
 }
 
-/// The ClusterIP of a Service.
+/// The ClusterIP of a Service, waiting up to 60 s for the Service to exist (an SWH's child
+/// Service is created by the controller, possibly after the agents' slices).
 pub async fn cluster_ip(client: &Client, ns: &str, svc: &str) -> Result<IpAddr, TrafficError> {
-    let s = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns)
-        .get(svc)
-        .await?;
-    s.spec
-        .and_then(|s| s.cluster_ip)
-        .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| TrafficError::Failed(format!("service {ns}/{svc} has no ClusterIP")))
+    let api = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns);
+    let start = Instant::now();
+    loop {
+        if let Some(s) = api.get_opt(svc).await?
+            && let Some(ip) = s
+                .spec
+                .and_then(|s| s.cluster_ip)
+                .and_then(|ip| ip.parse().ok())
+        {
+            return Ok(ip);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(TrafficError::Failed(format!(
+                "service {ns}/{svc} has no ClusterIP after 60 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Percentile (0..=100) of `v` (sorted in place); `None` when empty.
