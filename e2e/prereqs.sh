@@ -19,6 +19,7 @@ command -v catatonit >/dev/null || need+=(catatonit)
 [ -x /usr/bin/busybox ] && ! ldd /usr/bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v strip >/dev/null || need+=(binutils)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
 command -v go >/dev/null || { echo "prereqs: Go is required to build the control plane" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "prereqs: Rust (cargo) is required" >&2; exit 1; }
 if [ "$(id -u)" != 0 ]; then
@@ -35,4 +36,12 @@ if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1, $2}' | while read -r v c; do
     pg_ctlcluster "$v" "$c" stop >&2 || true
   done
+fi
+# Debian's prometheus package may start a server of its own; the tests start their own.
+if [ -x /etc/init.d/prometheus ] && pgrep -x prometheus >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus >&2 || true
+  else
+    /etc/init.d/prometheus stop >&2 || true
+  fi
 fi
