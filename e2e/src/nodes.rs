@@ -160,11 +160,14 @@ impl RealNodes {
                 }
             })
             .collect::<Vec<_>>();
+        // Only what our own leftovers carry: a shim names its containerd socket under the
+        // node's run dir, a relay fork the API socket. (Not the work dir: a shell that merely
+        // mentions it, such as `make demo`'s, must survive.)
         let mut markers: Vec<String> = nodes
             .iter()
-            .map(|n| n.run_dir.display().to_string())
+            .map(|n| format!("{}/", n.run_dir.display()))
             .collect();
-        markers.push(work.display().to_string());
+        markers.push(work.join("api.sock").display().to_string());
         let rn = RealNodes {
             nodes,
             service_cidr: format!("10.{service_range}.0.0/16"),
@@ -448,15 +451,38 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// This process and its ancestors (never killed, whatever their command lines say).
+fn self_and_ancestors() -> Vec<i32> {
+    let mut out = vec![std::process::id() as i32];
+    let mut pid = out[0];
+    for _ in 0..64 {
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PPid:"))
+                    .and_then(|v| v.trim().parse::<i32>().ok())
+            });
+        match parent {
+            Some(p) if p > 1 => {
+                out.push(p);
+                pid = p;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
 fn matching_pids(markers: &[String]) -> Vec<i32> {
-    let me = std::process::id() as i32;
+    let spared = self_and_ancestors();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
+        .filter(|pid| !spared.contains(pid))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 let c = String::from_utf8_lossy(&c).replace('\0', " ");
