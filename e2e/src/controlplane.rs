@@ -475,16 +475,42 @@ impl LocalCluster {
 
     fn stop_mut(&mut self) {
         let mut children = std::mem::take(&mut self.children);
-        for info in self.processes.iter().rev() {
+        let mut stop = |info: &ProcessInfo, children: &mut Vec<Child>| {
             let child = children.iter_mut().find(|c| c.id() == info.pid);
             let signal = if info.interrupt {
                 nix::sys::signal::Signal::SIGINT
             } else {
                 nix::sys::signal::Signal::SIGTERM
             };
+            let started = Instant::now();
             process::stop_with(info.pid, child, signal, Duration::from_secs(20));
+            let took = started.elapsed();
+            if took > Duration::from_secs(3) {
+                eprintln!("stopping {} took {:.1}s", info.name, took.as_secs_f64());
+            }
+        };
+        // Real nodes first (their processes, then containers, relay forks, mounts, network):
+        // pods keep watches open on the API server, which would wait for them on shutdown.
+        let processes = self.processes.clone();
+        if let Some(rn) = &self.real_nodes {
+            for info in processes
+                .iter()
+                .rev()
+                .filter(|p| crate::nodes::is_node_process(&p.name))
+            {
+                stop(info, &mut children);
+            }
+            rn.destroy();
+        }
+        for info in processes
+            .iter()
+            .rev()
+            .filter(|p| self.real_nodes.is_none() || !crate::nodes::is_node_process(&p.name))
+        {
+            stop(info, &mut children);
         }
         if let Some(rn) = &self.real_nodes {
+            // Again: whatever a late process left.
             rn.destroy();
         }
         self.pod_network.destroy();

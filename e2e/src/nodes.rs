@@ -103,6 +103,14 @@ pub struct RealNodes {
     pub markers: Vec<String>,
 }
 
+/// Whether a process recorded in the cluster state belongs to a real node (stopped, with the
+/// nodes' containers, before the control plane).
+pub fn is_node_process(name: &str) -> bool {
+    ["kube-proxy-", "kubelet-", "containerd-", "api-relay"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 fn ip(args: &[&str]) -> Result<String, PodNetError> {
     run(Command::new("ip").args(args))
 }
