@@ -11,9 +11,17 @@
 //!   `swh.network.deckhouse.io/node=<node>`. Owner: the SWH.
 //! - [`needs_write`] compares only what the agent sets, so fields added by others never cause
 //!   a write loop and a slice that is as desired is never written again.
+//! - Annotation [`LAST_CHANGE_TRIGGER_TIME`] (as upstream's endpointslice controller), so that
+//!   kube-proxy's `kubeproxy_network_programming_duration_seconds` covers SWH Services: the
+//!   time of the event a write publishes. [`build`] leaves it out (desired slices and their
+//!   fingerprints stay deterministic) and [`needs_write`] ignores it, so it never causes a
+//!   write; [`trigger_time`] gives its value for a write: the previous one while the endpoints
+//!   are unchanged, else the event's time. The writer stamps the write's time when the slice
+//!   carries none.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{ObjectReference, ServicePort};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -31,6 +39,10 @@ pub const FIELD_MANAGER: &str = "swh-agent";
 pub const MAX_ENDPOINTS: usize = 1000;
 /// Longest slice name we produce (a DNS label's length).
 pub const MAX_NAME: usize = 63;
+
+/// Time of the change a slice write publishes (upstream's
+/// `discovery.LabelLastChangeTriggerTime`), RFC 3339 with nanoseconds in UTC.
+pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
 /// FNV-1a, 64 bit: a stable hash for names (not for security).
 pub fn fnv64(data: &[u8]) -> u64 {
@@ -335,6 +347,8 @@ fn ports_view(s: &EndpointSlice) -> Vec<PortEntry> {
 /// Whether `observed` differs from `desired` in anything the agent sets: labels (ours must be
 /// present with our values), our owner reference, address type, ports, endpoints (addresses,
 /// conditions, node name, target reference). Order of ports and endpoints does not matter.
+/// Annotations are not compared: in particular [`LAST_CHANGE_TRIGGER_TIME`] never causes a
+/// write.
 pub fn needs_write(desired: &EndpointSlice, observed: &EndpointSlice) -> bool {
     let labels_ok = desired.metadata.labels.iter().flatten().all(|(k, v)| {
         observed
@@ -352,11 +366,77 @@ pub fn needs_write(desired: &EndpointSlice, observed: &EndpointSlice) -> bool {
             .flatten()
             .any(|o| o == d)
     });
-    !(labels_ok
-        && owners_ok
-        && desired.address_type == observed.address_type
-        && ports_view(desired) == ports_view(observed)
-        && endpoints_view(desired) == endpoints_view(observed))
+    !(labels_ok && owners_ok && same_endpoints(desired, observed))
+}
+
+/// Whether two slices publish the same endpoints: address type, ports and endpoints
+/// (addresses, conditions, node name, target reference), in any order. What kube-proxy
+/// compares before it reprograms a Service.
+pub fn same_endpoints(a: &EndpointSlice, b: &EndpointSlice) -> bool {
+    a.address_type == b.address_type
+        && ports_view(a) == ports_view(b)
+        && endpoints_view(a) == endpoints_view(b)
+}
+
+/// `t` as Go's `t.UTC().Format(time.RFC3339Nano)`: nanoseconds with trailing zeros dropped
+/// (none at all on a whole second), e.g. `2026-11-23T20:18:00.12345Z`. `None` outside the
+/// years -9999..=9999.
+pub fn rfc3339_nanos(t: SystemTime) -> Option<String> {
+    let ts = k8s_openapi::jiff::Timestamp::try_from(t).ok()?;
+    let whole = k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).ok()?;
+    let mut out = whole.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = ts.subsec_nanosecond();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// The [`LAST_CHANGE_TRIGGER_TIME`] a slice carries.
+pub fn trigger_time_of(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(LAST_CHANGE_TRIGGER_TIME)
+        .map(String::as_str)
+}
+
+/// The [`LAST_CHANGE_TRIGGER_TIME`] for writing `desired` over `observed` (the slice as
+/// stored, if any): `observed`'s own while the endpoints are the same (a write that changes
+/// only labels or owners triggers nothing in kube-proxy), else `event`, the time of the probe
+/// transition or pod change that caused the write.
+pub fn trigger_time(
+    desired: &EndpointSlice,
+    observed: Option<&EndpointSlice>,
+    event: SystemTime,
+) -> Option<String> {
+    if let Some(o) = observed
+        && same_endpoints(desired, o)
+        && let Some(t) = trigger_time_of(o)
+    {
+        return Some(t.to_string());
+    }
+    rfc3339_nanos(event)
+}
+
+/// Sets [`LAST_CHANGE_TRIGGER_TIME`] on `desired` as [`trigger_time`] says (the rest of the
+/// annotations untouched). Never changes [`needs_write`]'s answer.
+pub fn set_trigger_time(
+    desired: &mut EndpointSlice,
+    observed: Option<&EndpointSlice>,
+    event: SystemTime,
+) {
+    if let Some(t) = trigger_time(desired, observed, event) {
+        desired
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(LAST_CHANGE_TRIGGER_TIME.to_string(), t);
+    }
 }
 
 /// Per endpoint of a slice this agent wrote: (SWH name, pod UID, address) → (ready, serving).
@@ -384,4 +464,141 @@ pub fn published_conditions(slice: &EndpointSlice) -> Vec<(PublishedKey, (bool, 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "swh-uid".into(),
+        }
+    }
+
+    fn ep(name: &str, ip: &str, ready: bool) -> EndpointInput {
+        let ip: IpAddr = ip.parse().unwrap();
+        EndpointInput {
+            pod_name: name.into(),
+            pod_uid: format!("uid-{name}"),
+            addresses: BTreeMap::from([(Family::of(ip), ip)]),
+            ports: vec![PortEntry {
+                name: "http".into(),
+                port: 8080,
+                protocol: "TCP".into(),
+                app_protocol: None,
+            }],
+            conditions: Conditions {
+                ready,
+                serving: ready,
+                terminating: false,
+            },
+        }
+    }
+
+    fn one(endpoints: &[EndpointInput]) -> EndpointSlice {
+        let mut v = build(&owner(), "node-a", endpoints);
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    fn at(secs: u64, nanos: u32) -> SystemTime {
+        UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+
+    /// The slice as the API server stores it after a write at `event`.
+    fn stored(desired: &EndpointSlice, event: SystemTime) -> EndpointSlice {
+        let mut s = desired.clone();
+        set_trigger_time(&mut s, None, event);
+        s.metadata.resource_version = Some("7".into());
+        s
+    }
+
+    #[test]
+    fn rfc3339_nanos_is_gos_rfc3339nano_in_utc() {
+        assert_eq!(
+            rfc3339_nanos(at(1_795_000_000, 123_456_789)).as_deref(),
+            Some("2026-11-18T11:06:40.123456789Z")
+        );
+        assert_eq!(
+            rfc3339_nanos(at(1_795_000_000, 120_000_000)).as_deref(),
+            Some("2026-11-18T11:06:40.12Z")
+        );
+        assert_eq!(
+            rfc3339_nanos(at(1_795_000_000, 0)).as_deref(),
+            Some("2026-11-18T11:06:40Z")
+        );
+        assert_eq!(
+            rfc3339_nanos(at(0, 1)).as_deref(),
+            Some("1970-01-01T00:00:00.000000001Z")
+        );
+    }
+
+    #[test]
+    fn built_slices_carry_no_trigger_time() {
+        let s = one(&[ep("a", "10.0.0.1", true)]);
+        assert_eq!(trigger_time_of(&s), None);
+        // The first write of a slice: the event's time.
+        assert_eq!(
+            trigger_time(&s, None, at(1_795_000_000, 5)).as_deref(),
+            Some("2026-11-18T11:06:40.000000005Z")
+        );
+    }
+
+    #[test]
+    fn a_changed_endpoint_set_gets_a_new_trigger_time() {
+        let t0 = at(1_795_000_000, 100);
+        let t1 = at(1_795_000_042, 250_000_000);
+        let observed = stored(&one(&[ep("a", "10.0.0.1", true)]), t0);
+        // A probe transition (a fails) and a pod change (b appears).
+        for endpoints in [
+            vec![ep("a", "10.0.0.1", false)],
+            vec![ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true)],
+        ] {
+            let mut desired = one(&endpoints);
+            assert!(needs_write(&desired, &observed));
+            set_trigger_time(&mut desired, Some(&observed), t1);
+            assert_eq!(
+                trigger_time_of(&desired),
+                Some("2026-11-18T11:07:22.25Z"),
+                "{endpoints:?}"
+            );
+            assert!(needs_write(&desired, &observed));
+        }
+    }
+
+    #[test]
+    fn an_unchanged_endpoint_set_keeps_the_old_trigger_time_and_is_not_written() {
+        let t0 = at(1_795_000_000, 100);
+        let t1 = at(1_795_000_042, 0);
+        let endpoints = [ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", false)];
+        let observed = stored(&one(&endpoints), t0);
+        let old = trigger_time_of(&observed).map(str::to_string);
+        assert_eq!(old.as_deref(), Some("2026-11-18T11:06:40.0000001Z"));
+        // Steady state: rebuilt from the same input, no write, with or without the annotation.
+        let mut desired = one(&endpoints);
+        assert!(!needs_write(&desired, &observed));
+        set_trigger_time(&mut desired, Some(&observed), t1);
+        assert_eq!(trigger_time_of(&desired), old.as_deref());
+        assert!(!needs_write(&desired, &observed));
+        // A write for another reason (our label removed by someone): the endpoints did not
+        // change, so the trigger time stays.
+        let mut relabelled = observed.clone();
+        if let Some(l) = relabelled.metadata.labels.as_mut() {
+            l.remove(NODE_LABEL);
+        }
+        let mut desired = one(&endpoints);
+        assert!(needs_write(&desired, &relabelled));
+        set_trigger_time(&mut desired, Some(&relabelled), t1);
+        assert_eq!(trigger_time_of(&desired), old.as_deref());
+        // A different trigger time alone never makes a slice differ.
+        let mut other = observed.clone();
+        set_trigger_time(&mut other, None, t1);
+        assert!(!needs_write(&one(&endpoints), &other));
+        assert!(!needs_write(&desired, &other));
+    }
 }
