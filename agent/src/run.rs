@@ -975,6 +975,18 @@ impl Engine {
         publishes: Vec<(String, SystemTime)>,
     ) {
         let fingerprint = slice_fingerprint(&desired);
+        // kube-proxy's network-programming latency starts at the event that changed the
+        // endpoints: the earliest probe transition this write publishes, else now.
+        let mut desired = desired;
+        slices::set_trigger_time(
+            &mut desired,
+            self.observed.get(&slice),
+            publishes
+                .iter()
+                .map(|p| p.1)
+                .min()
+                .unwrap_or_else(SystemTime::now),
+        );
         self.slice_inflight.insert(slice.clone());
         *self.applies_inflight.entry(swh.clone()).or_default() += 1;
         tracing::debug!(ns = %slice.0, name = %slice.1, endpoints = desired.endpoints.len(), "applying slice");
