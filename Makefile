@@ -4,7 +4,7 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build images up down demo test check-deps fmt lint bench-webhook bench-agent
+.PHONY: help prereqs controlplane build images up down demo test check-deps fmt lint bench-webhook bench-agent bench-traffic
 
 help:
 	@echo "make demo   # a local cluster with two real nodes, swh installed from config/, the seed scenarios as pods"
@@ -91,3 +91,14 @@ bench-agent: prereqs
 	cargo build --release -p swh-agent -p swh-e2e
 	cargo build -p swh-webhook -p swh-controller
 	target/release/swh-bench-agent --k8s-bin-dir "$$(e2e/controlplane/build.sh)" --agent-bin target/release/swh-agent
+
+# Traffic benchmark on a private real-node cluster: SWH_FLAPS (default 20) HTTP flips through a
+# ClusterIP from inside node-a; prints per flip the slice delay, the last request to the failing
+# pod after the slice change, failed requests, and kube-proxy's network-programming p50/p99.
+bench-traffic: prereqs build images
+	@bin=$$(e2e/controlplane/build.sh); d=$(CURDIR)/target/swh-bench-traffic; \
+	trap "target/debug/swh-local --dir $$d down" EXIT; \
+	target/debug/swh-local --dir $$d up --bin-dir "$$bin" --tag btraf --link 3 --pod-range 249 \
+	  --service-range 97 --real-nodes --images target/images >/dev/null; \
+	SWH_REAL_DIR=$$d SWH_FLAPS=$${SWH_FLAPS:-20} PATH="$$bin:$(CURDIR)/target/debug:$$PATH" \
+	  cargo test -q -p swh-e2e --test real_nodes http_flap -- --nocapture
