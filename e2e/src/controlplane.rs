@@ -475,7 +475,7 @@ impl LocalCluster {
 
     fn stop_mut(&mut self) {
         let mut children = std::mem::take(&mut self.children);
-        let mut stop = |info: &ProcessInfo, children: &mut Vec<Child>| {
+        let stop = |info: &ProcessInfo, children: &mut Vec<Child>| {
             let child = children.iter_mut().find(|c| c.id() == info.pid);
             let signal = if info.interrupt {
                 nix::sys::signal::Signal::SIGINT

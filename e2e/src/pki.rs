@@ -88,13 +88,7 @@ impl Pki {
             .iter()
             .map(|n| (format!("kubelet-{n}"), format!("system:node:{n}")))
             .collect();
-        let mut leaves: Vec<(
-            &str,
-            Vec<(DnType, &str)>,
-            Vec<&str>,
-            Vec<IpAddr>,
-            ExtendedKeyUsagePurpose,
-        )> = vec![
+        let mut leaves: Vec<Leaf> = vec![
             (
                 "apiserver",
                 vec![(DnType::CommonName, "kube-apiserver")],
@@ -176,6 +170,15 @@ impl Pki {
         Ok(pki)
     }
 }
+
+/// A leaf certificate to issue: file name, subject, DNS SANs, IP SANs, usage.
+type Leaf<'a> = (
+    &'a str,
+    Vec<(DnType, &'a str)>,
+    Vec<&'a str>,
+    Vec<IpAddr>,
+    ExtendedKeyUsagePurpose,
+);
 
 fn dn(parts: &[(DnType, &str)]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
