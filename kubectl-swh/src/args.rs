@@ -48,6 +48,34 @@ pub enum Command {
     /// Turn a Service into a ServiceWithHealthchecks (live, keeping its ClusterIP), or convert
     /// the Services in a file (-f, offline).
     Migrate(MigrateArgs),
+    /// Print a shell completion script for kubectl-swh (bash, zsh or fish). `kubectl swh
+    /// <TAB>` is completed by kubectl itself through the kubectl_complete-swh executable.
+    Completion(CompletionArgs),
+    /// Cobra's completion protocol (used by the completion scripts and kubectl_complete-swh).
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+/// Shells `completion` writes scripts for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompletionArgs {
+    /// bash, zsh or fish.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CompleteArgs {
+    /// The words after `kubectl swh`, the last one being completed.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub words: Vec<String>,
 }
 
 /// When to colour.
@@ -182,7 +210,8 @@ pub struct MigrateArgs {
 /// Resource names `migrate` accepts for a Service.
 const SERVICE_KINDS: [&str; 3] = ["svc", "service", "services"];
 
-fn is_service_kind(s: &str) -> bool {
+/// `svc`, `service` or `services` (any case).
+pub fn is_service_kind(s: &str) -> bool {
     SERVICE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s))
 }
 

@@ -7,6 +7,7 @@
 
 pub mod age;
 pub mod args;
+pub mod complete;
 pub mod migrate;
 pub mod output;
 pub mod status;
@@ -181,6 +182,11 @@ async fn dispatch(cli: &Cli, color: bool, out: &mut Out) -> Result<i32, Error> {
             status::run(client, &ns, s, style, out).await
         }
         Command::Migrate(m) => migrate::run(&cli.global, m, out).await,
+        Command::Completion(c) => {
+            out.print(complete::script(c.shell))?;
+            Ok(0)
+        }
+        Command::Complete(c) => Ok(complete::run(&c.words).await),
     }
 }
 
