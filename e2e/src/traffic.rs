@@ -130,7 +130,9 @@ pub fn http_get_name(target: SocketAddr) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
         .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
+    // Generous: a loaded 2-core machine can stall a debug backend for a while; a stall is
+    // not a refused or reset connection.
+    s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     write!(
         s,

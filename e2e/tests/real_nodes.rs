@@ -660,12 +660,20 @@ async fn postgres_failover_writes_resume_on_the_new_primary() {
         .await
         .expect("ClusterIP");
     let a = node(&cluster, "node-a");
-    // A table on the primary (replicated to both replicas).
+    // A table on the primary (replicated to both replicas), once kube-proxy on node-a sends
+    // connections to the published endpoint (it follows the slice by up to a second or so).
     let setup_sql = traffic::in_node(&a, move || {
-        pg_exec(
-            vip,
-            "CREATE TABLE IF NOT EXISTS w (at timestamptz DEFAULT now(), n int)",
-        )
+        let start = Instant::now();
+        loop {
+            let r = pg_exec(
+                vip,
+                "CREATE TABLE IF NOT EXISTS w (at timestamptz DEFAULT now(), n int)",
+            );
+            if r.is_ok() || start.elapsed() > Duration::from_secs(30) {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     })
     .expect("client");
     setup_sql.expect("create table through postgres-write");
