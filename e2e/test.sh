@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(e2e/controlplane/build.sh)
 export SWH_K8S_BIN="$bin"
+# helm, krew and validate-krew-manifest for the chart and plugin tests (cached like the above).
+SWH_TOOLS_BIN=$(bash e2e/tools/build.sh)
+export SWH_TOOLS_BIN
 export SWH_LOCAL_DIR="$PWD/target/swh-test"
 export SWH_REAL_DIR="$PWD/target/swh-test-real"
 cargo build --workspace --all-targets --locked
