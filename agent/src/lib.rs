@@ -4,10 +4,12 @@
 //! - [`targets`], [`index`], [`slices`]: pure mapping from watched objects to probe targets,
 //!   EndpointSlices and status entries.
 //! - [`run`]: watches, the engine task and the writers ([`slice_writer`], [`status_writer`],
-//!   [`secrets`], [`events`]); [`admin`] and [`metrics`] for the admin port.
+//!   [`secrets`], [`events`]); [`admin`] and [`metrics`] for the admin port; [`client`]: the
+//!   bounded request and watch clients.
 
 pub mod admin;
 pub mod args;
+pub mod client;
 pub mod events;
 pub mod index;
 pub mod metrics;

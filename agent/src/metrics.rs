@@ -52,6 +52,7 @@ pub struct Metrics {
     targets: Gauge<i64, AtomicI64>,
     transitions: Counter,
     transition_publish: Histogram,
+    writes_in_flight: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -80,6 +81,7 @@ impl Metrics {
         let targets = Gauge::<i64, AtomicI64>::default();
         let transitions = Counter::default();
         let transition_publish = publish_histogram();
+        let writes_in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "probe_duration_seconds",
             "Duration of probe attempts by mode and result",
@@ -121,6 +123,12 @@ impl Metrics {
              EndpointSlice apply that published it",
             transition_publish.clone(),
         );
+        registry.register(
+            "writes_in_flight",
+            "API writes (slices, statuses) started and not finished: waiting for or holding a \
+             write permit; each is bounded by --api-timeout-seconds",
+            writes_in_flight.clone(),
+        );
         Metrics {
             registry,
             probe_duration,
@@ -131,7 +139,14 @@ impl Metrics {
             targets,
             transitions,
             transition_publish,
+            writes_in_flight,
         }
+    }
+
+    /// Counts one API write in flight until the guard is dropped.
+    pub fn write_started(self: &std::sync::Arc<Self>) -> WriteInFlight {
+        self.writes_in_flight.inc();
+        WriteInFlight(self.clone())
     }
 
     /// Called for every probe result: no allocation (static labels).
@@ -185,5 +200,14 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// An API write in flight (see [`Metrics::write_started`]).
+pub struct WriteInFlight(std::sync::Arc<Metrics>);
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        self.0.writes_in_flight.dec();
     }
 }

@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         !node.is_empty(),
         "NODE_NAME is empty: set it from the downward API (spec.nodeName)"
     );
-    let client = Client::try_default()
+    let clients = crate::client::clients(Duration::from_secs(args.api_timeout_seconds))
         .await
         .context("creating the Kubernetes client (KUBECONFIG or in-cluster service account)")?;
     let cancel = CancellationToken::new();
@@ -125,7 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(node = %node, admin = %args.admin_listen, "swh-agent starting");
 
     let (tx, rx) = mpsc::channel(4096);
-    spawn_watches(&client, &node, &tx, &cancel);
+    spawn_watches(&clients.watches, &node, &tx, &cancel);
     let (scheduler, results) = Scheduler::spawn(
         Prober::new(),
         SchedulerConfig {
@@ -133,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
-    let engine = Engine::new(client, node, scheduler, tx, metrics, ready);
+    let engine = Engine::new(clients, node, scheduler, tx, metrics, ready);
     engine.run(rx, results, cancel.clone()).await;
     cancel.cancel();
     match admin_task.await {
@@ -406,7 +406,7 @@ pub struct Engine {
 
 impl Engine {
     fn new(
-        client: Client,
+        clients: crate::client::Clients,
         node: String,
         scheduler: Scheduler<TargetKey>,
         tx: mpsc::Sender<Input>,
@@ -414,10 +414,10 @@ impl Engine {
         ready: Arc<AtomicBool>,
     ) -> Engine {
         Engine {
-            secrets: SecretWatches::new(client.clone(), tx.clone()),
-            events: Events::spawn(client.clone(), &node),
+            secrets: SecretWatches::new(clients.watches, tx.clone()),
+            events: Events::spawn(clients.requests.clone(), &node),
             events_dropped: 0,
-            client,
+            client: clients.requests,
             index: Index::new(node.clone()),
             node,
             metrics,
@@ -993,7 +993,9 @@ impl Engine {
         let client = self.client.clone();
         let tx = self.tx.clone();
         let sem = self.writes.clone();
+        let in_flight = self.metrics.write_started();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let _permit = sem.acquire_owned().await;
             let result = slice_writer::apply(&client, &desired)
                 .await
@@ -1017,7 +1019,9 @@ impl Engine {
         let client = self.client.clone();
         let tx = self.tx.clone();
         let sem = self.writes.clone();
+        let in_flight = self.metrics.write_started();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let _permit = sem.acquire_owned().await;
             let result = slice_writer::delete(&client, &slice.0, &slice.1)
                 .await
@@ -1055,6 +1059,7 @@ impl Engine {
         let client = self.client.clone();
         let tx = self.tx.clone();
         let sem = self.writes.clone();
+        let in_flight = self.metrics.write_started();
         let node = self.node.clone();
         let swh = key.clone();
         tracing::debug!(
@@ -1062,6 +1067,7 @@ impl Engine {
             compact = bounded.compact, omitted = bounded.omitted, "applying status"
         );
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let _permit = sem.acquire_owned().await;
             let result = status_writer::apply(&client, &node, &swh.0, &swh.1, &entries)
                 .await

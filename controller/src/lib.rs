@@ -7,11 +7,13 @@
 //! - [`adoption`]: the handover decision — pure;
 //! - [`status`]: counts, conditions, "needs a write" — pure;
 //! - [`slices`]: agent/foreign/orphan slices — pure;
-//! - [`reconcile`]: the reconcile and the janitor; [`leader`], [`admin`], [`metrics`].
+//! - [`reconcile`]: the reconcile and the janitor; [`leader`], [`admin`], [`metrics`];
+//! - [`client`]: the bounded request and watch clients.
 
 pub mod admin;
 pub mod adoption;
 pub mod child;
+pub mod client;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
@@ -98,6 +100,12 @@ pub struct Args {
     /// How long an agent slice must look orphaned before it is deleted (milliseconds).
     #[arg(long, env = "SWH_ORPHAN_GRACE_MS", default_value_t = 2000)]
     pub orphan_grace_ms: u64,
+    /// Timeout of one API request (connect, send, each wait for the response), in seconds. A
+    /// timed-out write fails the reconcile, which is retried with backoff. Lists and watches
+    /// use the connect/send part; their read timeout is beyond the server's watch timeout.
+    #[arg(long, env = "SWH_API_TIMEOUT_SECONDS", default_value_t = client::DEFAULT_API_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub api_timeout_seconds: u64,
 }
 
 impl Args {
@@ -237,7 +245,12 @@ where
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.validate()?;
-    let client = Client::try_default().await?;
+    let api_timeout = Duration::from_secs(args.api_timeout_seconds);
+    let clients = client::clients(api_timeout).await?;
+    // Requests (reconciles, status, janitor, events, the Lease) time out after `api_timeout`;
+    // the reflectors use the watch client.
+    let client = clients.requests.clone();
+    let watch_client = clients.watches.clone();
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -299,7 +312,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let t: Trigger = trigger.clone();
     spawn_reflector(
         "servicewithhealthchecks",
-        watcher(scoped::<Swh>(&client, scope), wc()).modify(strip_managed_fields),
+        watcher(scoped::<Swh>(&watch_client, scope), wc()).modify(strip_managed_fields),
         swh_w,
         move |o: &Swh| {
             if let Some(r) = swh_ref(o.namespace(), &o.name_any()) {
@@ -313,7 +326,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Services keep managedFields: they tell which fields the controller owns.
     spawn_reflector(
         "services",
-        watcher(scoped::<Service>(&client, scope), wc()),
+        watcher(scoped::<Service>(&watch_client, scope), wc()),
         svc_w,
         move |o: &Service| {
             if let Some(r) = swh_ref(o.namespace(), &o.name_any()) {
@@ -336,7 +349,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     spawn_reflector(
         "agent endpointslices",
         watcher(
-            scoped::<EndpointSlice>(&client, scope),
+            scoped::<EndpointSlice>(&watch_client, scope),
             wc().labels(&slices::agent_selector()),
         )
         .modify(strip_managed_fields),
@@ -349,7 +362,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     spawn_reflector(
         "other endpointslices",
         watcher(
-            scoped::<PartialObjectMeta<EndpointSlice>>(&client, scope),
+            scoped::<PartialObjectMeta<EndpointSlice>>(&watch_client, scope),
             wc().labels(&slices::non_agent_selector()),
         )
         .modify(strip_managed_fields),
@@ -362,7 +375,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     spawn_reflector(
         "endpoints",
         watcher(
-            Api::<PartialObjectMeta<Endpoints>>::all(client.clone()),
+            Api::<PartialObjectMeta<Endpoints>>::all(watch_client.clone()),
             wc(),
         )
         .modify(strip_managed_fields),
@@ -377,8 +390,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     spawn_reflector(
         "nodes",
-        watcher(Api::<PartialObjectMeta<Node>>::all(client.clone()), wc())
-            .modify(strip_managed_fields),
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(watch_client.clone()),
+            wc(),
+        )
+        .modify(strip_managed_fields),
         node_w,
         |_: &PartialObjectMeta<Node>| {},
         flag(),
@@ -430,6 +446,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let janitor = tokio::spawn(reconcile::janitor(
         ctx.clone(),
         Duration::from_millis(args.orphan_grace_ms),
+        api_timeout,
         cancel.clone(),
     ));
 
@@ -500,7 +517,9 @@ mod tests {
         assert_eq!(a.admin_listen.to_string(), "127.0.0.1:9445");
         assert_eq!(a.lease_name, "swh-controller");
         assert_eq!(a.log_format, LogFormat::Plain);
+        assert_eq!(a.api_timeout_seconds, 5);
         assert!(a.validate().is_ok());
+        assert!(Args::try_parse_from(["swh-controller", "--api-timeout-seconds=0"]).is_err());
         let a = Args::try_parse_from([
             "swh-controller",
             "--log-format=json",

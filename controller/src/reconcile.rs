@@ -85,6 +85,18 @@ impl Error {
         };
         matches!(src, kube::Error::Api(s) if s.is_conflict())
     }
+
+    /// A failure without an answer from the API server (a timeout, a refused or broken
+    /// connection): retried as soon as a conflict, since nothing was decided.
+    fn is_transport(&self) -> bool {
+        match self {
+            Error::CreateService { source, .. }
+            | Error::ApplyService { source, .. }
+            | Error::ListSlices { source, .. }
+            | Error::PatchStatus { source, .. } => !matches!(source, kube::Error::Api(_)),
+            Error::MissingMetadata(_) => false,
+        }
+    }
 }
 
 /// What the watches hold.
@@ -557,19 +569,33 @@ async fn publish_events(
 pub fn error_policy(swh: Arc<Swh>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure(err.metric_label());
     warn!(ns = swh.namespace().unwrap_or_default(), name = %swh.name_any(), error = %err, "reconcile failed");
-    if err.is_conflict() {
+    if err.is_conflict() || err.is_transport() {
         Action::requeue(Duration::from_secs(2))
     } else {
         Action::requeue(Duration::from_secs(15))
     }
 }
 
+/// Orphan slices checked and deleted at once, at most.
+pub const JANITOR_CONCURRENCY: usize = 16;
+
 /// Deletes orphan agent slices (their SWH or their node is gone) within seconds. A slice must
 /// look orphaned for `grace` and the API must confirm the owner's absence before it goes, so a
 /// cache that lags behind a new SWH or Node never deletes a live slice.
-pub async fn janitor(ctx: Arc<Context>, grace: Duration, cancel: CancellationToken) {
+///
+/// The slices of a pass are handled concurrently ([`JANITOR_CONCURRENCY`]) and each within
+/// twice `api_timeout` (a check and a delete, each one bounded request): a hung API server
+/// delays a pass by that much, never forever, and a failed slice is tried again next pass.
+pub async fn janitor(
+    ctx: Arc<Context>,
+    grace: Duration,
+    api_timeout: Duration,
+    cancel: CancellationToken,
+) {
+    use futures::StreamExt as _;
     let mut seen: HashMap<String, (Instant, String)> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -593,48 +619,80 @@ pub async fn janitor(ctx: Arc<Context>, grace: Duration, cancel: CancellationTok
             }
         }
         seen.retain(|uid, _| now_orphans.contains_key(uid));
+        let mut due = Vec::new();
         for (uid, (s, reason)) in now_orphans {
             let first = seen
                 .entry(uid.clone())
                 .or_insert_with(|| (Instant::now(), format!("{reason:?}")))
                 .0;
-            if first.elapsed() < grace {
-                continue;
+            if first.elapsed() >= grace {
+                due.push((uid, s, reason));
             }
-            match confirm_orphan(&ctx.client, &s, &reason).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    seen.remove(&uid);
-                    continue;
+        }
+        if due.is_empty() {
+            continue;
+        }
+        let limit = api_timeout * 2 + Duration::from_millis(500);
+        let pass = futures::stream::iter(due)
+            .map(|(uid, s, reason)| {
+                let ctx = ctx.clone();
+                async move {
+                    let done = match tokio::time::timeout(limit, delete_orphan(&ctx, &uid, &s, &reason)).await {
+                        Ok(done) => done,
+                        Err(_) => {
+                            warn!(slice = %s.name_any(), "orphan EndpointSlice: API timed out; trying again");
+                            false
+                        }
+                    };
+                    (uid, done)
                 }
-                Err(e) => {
-                    warn!(error = %e, slice = %s.name_any(), "checking an orphan slice");
-                    continue;
-                }
+            })
+            .buffer_unordered(JANITOR_CONCURRENCY)
+            .collect::<Vec<_>>();
+        let results = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = pass => r,
+        };
+        for (uid, done) in results {
+            if done {
+                seen.remove(&uid);
             }
-            let ns = s.namespace().unwrap_or_default();
-            let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&s.name_any(), &dp).await {
-                Ok(_) => {
-                    ctx.metrics.write("slice_delete");
-                    ctx.metrics.orphans_deleted.inc();
-                    info!(%ns, slice = %s.name_any(), ?reason, "orphan EndpointSlice deleted");
-                }
-                Err(kube::Error::Api(e)) if e.is_not_found() || e.is_conflict() => {}
-                Err(e) => {
-                    warn!(%ns, slice = %s.name_any(), error = %e, "deleting orphan EndpointSlice")
-                }
-            }
-            seen.remove(&uid);
         }
     }
+}
+
+/// Confirms and deletes one orphan candidate; whether it is settled (deleted, gone, or not an
+/// orphan after all), so that it is forgotten.
+async fn delete_orphan(ctx: &Context, uid: &str, s: &EndpointSlice, reason: &Orphan) -> bool {
+    match confirm_orphan(&ctx.client, s, reason).await {
+        Ok(true) => {}
+        Ok(false) => return true,
+        Err(e) => {
+            warn!(error = %e, slice = %s.name_any(), "checking an orphan slice");
+            return false;
+        }
+    }
+    let ns = s.namespace().unwrap_or_default();
+    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&s.name_any(), &dp).await {
+        Ok(_) => {
+            ctx.metrics.write("slice_delete");
+            ctx.metrics.orphans_deleted.inc();
+            info!(%ns, slice = %s.name_any(), ?reason, "orphan EndpointSlice deleted");
+        }
+        Err(kube::Error::Api(e)) if e.is_not_found() || e.is_conflict() => {}
+        Err(e) => {
+            warn!(%ns, slice = %s.name_any(), error = %e, "deleting orphan EndpointSlice")
+        }
+    }
+    true
 }
 
 /// Asks the API server whether the owner of an orphan candidate is really gone.
