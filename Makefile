@@ -4,7 +4,7 @@ SHELL := bash
 LOCAL_DIR ?= target/swh-local
 export SWH_LOCAL_DIR := $(abspath $(LOCAL_DIR))
 
-.PHONY: help prereqs controlplane build images up down demo test check-deps fmt lint bench-webhook bench-agent bench-traffic
+.PHONY: help prereqs controlplane build images up down demo test check-deps fmt lint bench-webhook bench-agent bench-traffic dist
 
 help:
 	@echo "make demo   # a local cluster with two real nodes, swh installed from config/, the seed scenarios as pods"
@@ -102,3 +102,10 @@ bench-traffic: prereqs build images
 	  --service-range 97 --real-nodes --images target/images >/dev/null; \
 	SWH_REAL_DIR=$$d SWH_FLAPS=$${SWH_FLAPS:-20} PATH="$$bin:$(CURDIR)/target/debug:$$PATH" \
 	  cargo test -q -p swh-e2e --test real_nodes http_flap -- --nocapture
+
+# The kubectl plugin for krew: target/dist/kubectl-swh_<version>_linux_amd64.tar.gz
+# (kubectl-swh, kubectl_complete-swh, LICENSE; reproducible) and its manifest target/dist/swh.yaml
+# (from plugins/swh.yaml, with the archive's sha256). The debug build, or RELEASE=1; DIST_URL=
+# where the archive will be published.
+dist:
+	@bash kubectl-swh/dist.sh $(if $(RELEASE),--release,)
