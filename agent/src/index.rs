@@ -13,6 +13,11 @@
 //!   `publishNotReadyAddresses`, every pod is ready (serving follows the pod, like upstream).
 //!   Unknown (not decided yet) counts as not passing, except right after start-up: an address an
 //!   existing slice publishes keeps its published conditions until results decide.
+//! - Fail-open: while the SWH sets `healthcheck.failOpen` and the controller reports the
+//!   condition `FailOpen` True (fewer than `minPassingPercent` of its probed pods pass, counted
+//!   across all nodes), every probed pod that is Ready in the kubelet sense and not terminating
+//!   is published ready whatever its probes say ([`Index::fail_open`]). Status entries keep the
+//!   probes' verdict (`probesSuccessful`, `ready`), which is what the controller counts.
 //! - Nothing is published while the controller reports a foreign Service of the same name
 //!   (`ChildServiceConflict` True) and the SWH lacks `adopt-service: "true"` ([`Index::publishes`]);
 //!   probes keep running and status entries say `published: false`.
@@ -87,6 +92,21 @@ fn matches_selector(swh: &ServiceWithHealthchecks, pod: &PodInfo) -> bool {
 }
 
 /// `ChildServiceConflict` is True and the SWH does not carry `adopt-service: "true"`.
+/// Whether `swh` opts in to fail-open and the controller reports it active.
+fn fail_open_active(swh: &ServiceWithHealthchecks) -> bool {
+    swh.spec
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.fail_open.is_some())
+        && swh
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == swh_api::conditions::FAIL_OPEN && c.status == "True")
+}
+
 fn blocked_by_conflict(swh: &ServiceWithHealthchecks) -> bool {
     let conflict = swh
         .status
@@ -585,10 +605,13 @@ impl Index {
                 true,
             );
         }
+        // Fail-open publishes a probed pod the probes reject only when the kubelet calls it
+        // Ready and it is not terminating.
+        let open = !all_pass && pod.ready && !terminating && fail_open_active(swh);
         (
             Conditions {
-                ready: all_pass && !terminating,
-                serving: all_pass,
+                ready: (all_pass || open) && !terminating,
+                serving: all_pass || open,
                 terminating,
             },
             all_pass,
@@ -622,6 +645,11 @@ impl Index {
         for k in keys {
             self.settle_seeds(&k);
         }
+    }
+
+    /// Whether `key` publishes fail-open now (see the module docs).
+    pub fn fail_open(&self, key: &ObjectKey) -> bool {
+        self.swhs.get(key).is_some_and(|s| fail_open_active(s))
     }
 
     /// Whether `key`'s endpoints may be published. Not while the controller reports a foreign

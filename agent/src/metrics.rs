@@ -53,6 +53,7 @@ pub struct Metrics {
     transitions: Counter,
     transition_publish: Histogram,
     writes_in_flight: Gauge<i64, AtomicI64>,
+    fail_open: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +83,13 @@ impl Metrics {
         let transitions = Counter::default();
         let transition_publish = publish_histogram();
         let writes_in_flight = Gauge::<i64, AtomicI64>::default();
+        let fail_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "fail_open_swhs",
+            "SWHs this node publishes fail-open (condition FailOpen True): probed pods that are \
+             Ready and not terminating are published whatever their probes say",
+            fail_open.clone(),
+        );
         registry.register(
             "probe_duration_seconds",
             "Duration of probe attempts by mode and result",
@@ -140,6 +148,7 @@ impl Metrics {
             transitions,
             transition_publish,
             writes_in_flight,
+            fail_open,
         }
     }
 
@@ -187,6 +196,10 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" }.to_string(),
             })
             .inc();
+    }
+
+    pub fn set_fail_open(&self, n: usize) {
+        self.fail_open.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn set_targets(&self, n: usize) {

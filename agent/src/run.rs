@@ -384,6 +384,8 @@ pub struct Engine {
     /// Per SWH: probe transitions (pod UID, decision time) not yet in a slice apply, for
     /// `swh_agent_transition_publish_seconds`.
     unpublished: HashMap<ObjectKey, Vec<(String, SystemTime)>>,
+    /// SWHs this node publishes fail-open (`swh_agent_fail_open_swhs`).
+    fail_open: HashSet<ObjectKey>,
     /// SWHs whose last status write was rejected as too large (logged once).
     status_too_large: HashSet<ObjectKey>,
     slice_inflight: HashSet<ObjectKey>,
@@ -429,6 +431,7 @@ impl Engine {
             applied: HashMap::new(),
             unpublished: HashMap::new(),
             status_too_large: HashSet::new(),
+            fail_open: HashSet::new(),
             slice_inflight: HashSet::new(),
             applies_inflight: HashMap::new(),
             status_applied: HashMap::new(),
@@ -900,6 +903,17 @@ impl Engine {
     }
 
     fn reconcile_slices(&mut self, key: &ObjectKey) {
+        let open = self.index.fail_open(key);
+        if open != self.fail_open.contains(key) {
+            if open {
+                tracing::warn!(ns = %key.0, name = %key.1, "fail-open: publishing every probed pod that is Ready and not terminating");
+                self.fail_open.insert(key.clone());
+            } else {
+                tracing::info!(ns = %key.0, name = %key.1, "fail-open ended: publishing passing pods only");
+                self.fail_open.remove(key);
+            }
+            self.metrics.set_fail_open(self.fail_open.len());
+        }
         let desired: Vec<EndpointSlice> = match self.index.owner(key) {
             Some(owner) => slices::build(&owner, &self.node, &self.index.endpoints(key)),
             None => Vec::new(),

@@ -29,6 +29,13 @@ pub struct Metrics {
     pub leader: Gauge<i64, AtomicI64>,
     pub writes: Family<WriteLabels, Counter>,
     pub orphans_deleted: Counter,
+    /// Fail-open transitions by direction (`entered`, `exited`).
+    pub fail_open: Family<TransitionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub to: String,
 }
 
 impl Default for Metrics {
@@ -40,6 +47,12 @@ impl Default for Metrics {
         let leader = Gauge::<i64, AtomicI64>::default();
         let writes = Family::<WriteLabels, Counter>::default();
         let orphans_deleted = Counter::default();
+        let fail_open = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "fail_open_transitions",
+            "SWHs entering or leaving fail-open (condition FailOpen), by direction",
+            fail_open.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -74,6 +87,7 @@ impl Default for Metrics {
             leader,
             writes,
             orphans_deleted,
+            fail_open,
         }
     }
 }
@@ -92,6 +106,15 @@ impl Metrics {
         self.failures
             .get_or_create(&ErrorLabels {
                 error: error.to_string(),
+            })
+            .inc();
+    }
+
+    /// An SWH entered (`true`) or left fail-open.
+    pub fn fail_open_transition(&self, entered: bool) {
+        self.fail_open
+            .get_or_create(&TransitionLabels {
+                to: if entered { "entered" } else { "exited" }.into(),
             })
             .inc();
     }

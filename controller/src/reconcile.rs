@@ -379,14 +379,17 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         published,
         total,
         foreign: foreign.clone(),
+        fail_open: status::fail_open(&swh),
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let observed_fail_open = observed.fail_open;
     let desired = status::desired_status(&swh, &observed, &now);
     if status::needs_write(swh.status.as_ref(), &desired) {
         write_status(&ctx, &ns, &name, &desired).await?;
         debug!(%ns, %name, ready = ?desired.ready, "status written");
     }
     publish_events(&ctx, &swh, &child_state, created, handed_over, &foreign).await;
+    fail_open_event(&ctx, &swh, observed_fail_open).await;
 
     if let Some(e) = failure {
         return Err(e);
@@ -563,6 +566,38 @@ async fn publish_events(
         )
         .await;
     }
+}
+
+/// `FailOpenEntered` (Warning) when fail-open starts, `FailOpenExited` (Normal) when it ends
+/// (enough pods pass again, or `failOpen` was removed), compared with the status before.
+async fn fail_open_event(ctx: &Context, swh: &Swh, verdict: Option<status::FailOpen>) {
+    let before = status::is_true(swh.status.as_ref(), conditions::FAIL_OPEN);
+    let now = verdict.is_some_and(|f| f.active());
+    if before == now {
+        return;
+    }
+    ctx.metrics.fail_open_transition(now);
+    let note = match verdict {
+        Some(f) if now => format!(
+            "fail-open: {} of {} probed pods pass ({}%), below minPassingPercent {}%; publishing every probed pod that is Ready and not terminating",
+            f.passing,
+            f.decided,
+            f.percent(),
+            f.min_percent
+        ),
+        Some(f) => format!(
+            "fail-open ended: {} of {} probed pods pass (minPassingPercent {}%); publishing passing pods only",
+            f.passing, f.decided, f.min_percent
+        ),
+        None => "fail-open ended: failOpen was removed from the spec".to_string(),
+    };
+    info!(ns = swh.namespace().unwrap_or_default(), name = %swh.name_any(), fail_open = now, %note, "fail-open changed");
+    let (type_, reason) = if now {
+        (EventType::Warning, "FailOpenEntered")
+    } else {
+        (EventType::Normal, "FailOpenExited")
+    };
+    ctx.event(swh, type_, reason, note).await;
 }
 
 /// Requeue after a failure: soon for write conflicts, later otherwise.

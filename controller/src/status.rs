@@ -1,7 +1,18 @@
 //! The aggregate status the controller owns: `Ready`, `ChildServiceReady` (and, when they apply,
 //! `ChildServiceConflict`, `Adopted`, `ForeignEndpoints`), the endpoint counts, `ready`,
-//! `clusterIP(s)`, `loadBalancer` and `observedGeneration`. Agents own `endpointStatuses` (and
-//! `FailOpen`); the controller never sends those, so server-side apply leaves them alone.
+//! `clusterIP(s)`, `loadBalancer` and `observedGeneration`, and `FailOpen` for SWHs that opt in
+//! ([`fail_open`]). Agents own `endpointStatuses`; the controller never sends those, so
+//! server-side apply leaves them alone.
+//!
+//! **Fail-open is decided here, across all nodes**, from the per-pod entries every agent writes
+//! (`probesSuccessful` and the probe states: the probes' verdict, which fail-open publishing
+//! never changes, so the decision cannot feed back on itself). The agents only follow the
+//! `FailOpen` condition. One decision for the whole SWH, not one per node: a node with a single
+//! failing pod must not publish it while the other nodes' pods pass, and every node publishes
+//! the same way (like a load balancer's panic threshold over its whole backend set). Pods whose
+//! probes are all undecided (new, or an agent restarted) count neither way. Known limit: beyond
+//! `status_writer::MAX_ENTRIES` pods of one SWH on one node, passing pods can lack an entry and
+//! are then not counted.
 
 use std::collections::BTreeMap;
 
@@ -16,13 +27,74 @@ use swh_api::v1beta1::{ServiceWithHealthchecks, ServiceWithHealthchecksStatus, r
 pub const FOREIGN_ENDPOINTS: &str = "ForeignEndpoints";
 
 /// Condition types the controller writes (and removes when they no longer apply).
-pub const CONTROLLER_CONDITIONS: [&str; 5] = [
+pub const CONTROLLER_CONDITIONS: [&str; 6] = [
     conditions::READY,
     conditions::CHILD_SERVICE_READY,
     conditions::CHILD_SERVICE_CONFLICT,
     conditions::ADOPTED,
     FOREIGN_ENDPOINTS,
+    conditions::FAIL_OPEN,
 ];
+
+/// The fail-open verdict of an SWH that sets `healthcheck.failOpen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailOpen {
+    /// Probed pods whose probes all pass.
+    pub passing: usize,
+    /// Probed pods with a verdict (some probe failing, or all decided).
+    pub decided: usize,
+    /// `failOpen.minPassingPercent`.
+    pub min_percent: i32,
+}
+
+impl FailOpen {
+    /// Fewer than `min_percent` of the decided pods pass (never with no decided pod).
+    pub fn active(&self) -> bool {
+        let min = usize::try_from(self.min_percent.clamp(0, 100)).unwrap_or(0);
+        self.decided > 0 && self.passing.saturating_mul(100) < min.saturating_mul(self.decided)
+    }
+
+    /// Passing share in whole percent (rounded down).
+    pub fn percent(&self) -> usize {
+        (self.passing * 100).checked_div(self.decided).unwrap_or(0)
+    }
+}
+
+/// The fail-open verdict of `swh` from all nodes' entries; `None` unless it sets `failOpen`.
+pub fn fail_open(swh: &ServiceWithHealthchecks) -> Option<FailOpen> {
+    use swh_api::v1beta1::ProbeState;
+    let min_percent = swh
+        .spec
+        .healthcheck
+        .as_ref()?
+        .fail_open
+        .as_ref()?
+        .min_passing_percent;
+    let mut out = FailOpen {
+        passing: 0,
+        decided: 0,
+        min_percent,
+    };
+    let entries = swh
+        .status
+        .as_ref()
+        .and_then(|s| s.endpoint_statuses.as_ref());
+    for e in entries.into_iter().flatten() {
+        let Some(probes) = e.probes.as_ref().filter(|p| !p.is_empty()) else {
+            continue; // not probed (no probes, or publishNotReadyAddresses)
+        };
+        let failing = probes.iter().any(|p| p.state == ProbeState::Failing);
+        let unknown = probes.iter().any(|p| p.state == ProbeState::Unknown);
+        if unknown && !failing {
+            continue;
+        }
+        out.decided += 1;
+        if !failing && e.probes_successful != Some(false) {
+            out.passing += 1;
+        }
+    }
+    Some(out)
+}
 
 /// Published (ready) and total endpoints of the agents' slices, one per pod (a dual-stack pod
 /// appears in two slices and counts once; it is published if ready in any of them).
@@ -107,6 +179,8 @@ pub struct Observed<'a> {
     pub total: i32,
     /// Names of foreign EndpointSlices / Endpoints (empty: none).
     pub foreign: Vec<String>,
+    /// The fail-open verdict, when the SWH opts in ([`fail_open`]).
+    pub fail_open: Option<FailOpen>,
 }
 
 /// The conditions the controller wants for `o`.
@@ -188,6 +262,29 @@ pub fn desired_conditions(o: &Observed<'_>, name: &str) -> Vec<Cond> {
                 o.foreign.join(", ")
             ),
         ));
+    }
+    if let Some(f) = &o.fail_open {
+        out.push(if f.active() {
+            Cond::new(
+                FAIL_OPEN,
+                true,
+                "FewerPodsPassThanMinPassingPercent",
+                format!(
+                    "{} of {} probed pods pass ({}%), below minPassingPercent {}%: every probed pod that is Ready and not terminating is published",
+                    f.passing, f.decided, f.percent(), f.min_percent
+                ),
+            )
+        } else {
+            Cond::new(
+                FAIL_OPEN,
+                false,
+                "EnoughPodsPass",
+                format!(
+                    "{} of {} probed pods pass, minPassingPercent {}%: only passing pods are published",
+                    f.passing, f.decided, f.min_percent
+                ),
+            )
+        });
     }
     let ready = if !child_ok {
         Cond::new(
@@ -381,6 +478,7 @@ mod tests {
             published,
             total,
             foreign: vec![],
+            fail_open: None,
         }
     }
 
@@ -459,11 +557,12 @@ mod tests {
         assert_eq!(d1.observed_generation, Some(3));
         assert!(d1.endpoint_statuses.is_none());
         assert!(needs_write(s.status.as_ref(), &d1));
-        // the agents' entries and conditions are not the controller's business
+        // the agents' entries and other writers' conditions are not the controller's business
+        // (FailOpen is the controller's own since the controller decides it)
         let mut written = d1.clone();
         written.endpoint_statuses = Some(vec![Default::default()]);
         written.conditions.as_mut().unwrap().push(Condition {
-            type_: "FailOpen".into(),
+            type_: "example.com/SomeoneElses".into(),
             status: "False".into(),
             reason: "x".into(),
             message: "".into(),
@@ -503,5 +602,92 @@ mod tests {
             last_transition_time: t("2025-01-01T00:00:00Z"),
         });
         assert!(needs_write(Some(&with_conflict), &d2));
+    }
+
+    fn fo_swh(min: Option<i32>, entries: Value) -> ServiceWithHealthchecks {
+        let mut hc = json!({"probes": [{"name": "web", "mode": "TCP", "tcp": {"port": 80}}]});
+        if let Some(m) = min {
+            hc["failOpen"] = json!({"minPassingPercent": m});
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "network.deckhouse.io/v1beta1",
+            "kind": "ServiceWithHealthchecks",
+            "metadata": {"namespace": "ns", "name": "web"},
+            "spec": {"ports": [{"port": 80}], "healthcheck": hc},
+            "status": {"endpointStatuses": entries},
+        }))
+        .unwrap()
+    }
+
+    fn entry(pod: &str, node: &str, state: &str) -> Value {
+        json!({"podName": pod, "nodeName": node, "probesSuccessful": state == "Passing",
+               "probes": [{"name": "web", "state": state}]})
+    }
+
+    #[test]
+    fn fail_open_counts_every_node_and_skips_undecided_pods() {
+        // 1 of 3 decided pods pass (on two nodes); the undecided pod counts neither way.
+        let swh = fo_swh(
+            Some(50),
+            json!([
+                entry("a", "node-a", "Passing"),
+                entry("b", "node-a", "Failing"),
+                entry("c", "node-b", "Failing"),
+                entry("d", "node-b", "Unknown"),
+                {"podName": "e", "nodeName": "node-b", "probesSuccessful": true},
+            ]),
+        );
+        let f = fail_open(&swh).unwrap();
+        assert_eq!((f.passing, f.decided, f.min_percent), (1, 3, 50));
+        assert!(f.active());
+        // 2 of 3 pass: 66% >= 50%.
+        let swh = fo_swh(
+            Some(50),
+            json!([
+                entry("a", "node-a", "Passing"),
+                entry("b", "node-a", "Passing"),
+                entry("c", "node-b", "Failing"),
+            ]),
+        );
+        assert!(!fail_open(&swh).unwrap().active());
+        // Exactly the threshold is enough: 1 of 2 at 50%.
+        let f = FailOpen {
+            passing: 1,
+            decided: 2,
+            min_percent: 50,
+        };
+        assert!(!f.active());
+        // Nothing decided yet (new pods, restarted agents): never fail-open.
+        let swh = fo_swh(Some(100), json!([entry("a", "node-a", "Unknown")]));
+        assert!(!fail_open(&swh).unwrap().active());
+        // No failOpen in the spec: no verdict, no condition.
+        assert_eq!(fail_open(&fo_swh(None, json!([]))), None);
+    }
+
+    #[test]
+    fn fail_open_condition_says_why() {
+        let mut o = observed(ChildState::Ready, 3, 3);
+        o.fail_open = Some(FailOpen {
+            passing: 1,
+            decided: 3,
+            min_percent: 50,
+        });
+        let c = desired_conditions(&o, "web");
+        let f = c.iter().find(|c| c.type_ == "FailOpen").unwrap();
+        assert!(f.status);
+        assert_eq!(f.reason, "FewerPodsPassThanMinPassingPercent");
+        assert!(f.message.contains("1 of 3"), "{}", f.message);
+        o.fail_open = Some(FailOpen {
+            passing: 2,
+            decided: 3,
+            min_percent: 50,
+        });
+        let c = desired_conditions(&o, "web");
+        assert!(c.iter().any(|c| c.type_ == "FailOpen" && !c.status));
+        o.fail_open = None;
+        let c = desired_conditions(&o, "web");
+        assert!(!c.iter().any(|c| c.type_ == "FailOpen"));
+        // The controller owns the condition: one left over from failOpen removed is dropped.
+        assert!(CONTROLLER_CONDITIONS.contains(&"FailOpen"));
     }
 }
