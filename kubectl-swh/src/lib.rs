@@ -10,6 +10,7 @@ pub mod args;
 pub mod complete;
 pub mod migrate;
 pub mod output;
+pub mod progress;
 pub mod status;
 pub mod table;
 

@@ -4,11 +4,14 @@
 //! - `migrate svc/NAME`: prints the proposal (YAML, v1beta1 or `--api-version v1alpha1`).
 //! - `--dry-run`: what `--apply` would change, as a diff (`kubectl diff` exit codes).
 //! - `--apply`: creates the SWH with the adopt annotation, waits for the controller's handover
-//!   (Service without selector, owned by the SWH) and rolls back on timeout.
+//!   (Service without selector, owned by the SWH) and rolls back on timeout. On a terminal a
+//!   status line says what it waits for (endpoints carried by agent slices so far / needed, time
+//!   left before the rollback), redrawn in place; elsewhere the output is line by line.
 //! - `-f FILE|-`: offline; converts every Service of a multi-document file or `List`, other
 //!   documents are kept byte for byte.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
@@ -30,6 +33,7 @@ use swh_api::v1beta1::{
 };
 
 use crate::args::{ApiVersion, GlobalArgs, MigrateArgs, service_target};
+use crate::progress::{self, StatusLine};
 use crate::{Error, FIELD_MANAGER, Out, output};
 
 // ------------------------------------------------------------------------------------------
@@ -875,7 +879,19 @@ pub async fn run(global: &GlobalArgs, args: &MigrateArgs, out: &mut Out) -> Resu
         out.print(&yaml)?;
         return Ok(0);
     }
-    apply(&client, &ns, &svc, obj, &swh_api_v, args.timeout, out).await
+    let status = StatusLine::new(
+        std::io::stderr(),
+        progress::enabled(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("TERM").as_deref(),
+        ),
+        progress::width(std::env::var_os("COLUMNS").as_deref()),
+    );
+    let wait = Wait {
+        timeout: args.timeout,
+        status,
+    };
+    apply(&client, &ns, &svc, obj, &swh_api_v, wait, out).await
 }
 
 async fn dry_run(
@@ -959,19 +975,65 @@ fn adopted_progress(obj: &DynamicObject) -> Option<String> {
     Some(line)
 }
 
+/// `endpointslice.kubernetes.io/managed-by` of the built-in EndpointSlice controller.
+const BUILTIN_SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
+
+/// Addresses of ready endpoints (an unset `ready` counts as ready, as the API says).
+fn ready_addresses<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> BTreeSet<&'a str> {
+    slices
+        .flat_map(|s| s.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .flat_map(|e| e.addresses.iter().map(String::as_str))
+        .collect()
+}
+
+/// What the controller's handover waits for, from the Service's EndpointSlices: (ready
+/// addresses of the built-in slices the agents' slices carry as ready, ready addresses of the
+/// built-in slices).
+pub fn handover_counts(slices: &[EndpointSlice]) -> (usize, usize) {
+    let managed_by = |s: &&EndpointSlice, by: &str| {
+        s.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(swh_api::labels::MANAGED_BY))
+            .is_some_and(|m| m == by)
+    };
+    let need = ready_addresses(
+        slices
+            .iter()
+            .filter(|s| managed_by(s, BUILTIN_SLICE_MANAGER)),
+    );
+    let have = ready_addresses(
+        slices
+            .iter()
+            .filter(|s| managed_by(s, swh_api::labels::MANAGED_BY_AGENT)),
+    );
+    (need.intersection(&have).count(), need.len())
+}
+
+/// How `--apply` waits: its timeout and the status line (drawn on a terminal only).
+pub struct Wait<W: std::io::Write> {
+    pub timeout: Duration,
+    pub status: StatusLine<W>,
+}
+
 fn handed_over(svc: &Service, name: &str, uid: &str) -> bool {
     !has_selector(svc) && owned_by_swh(svc, name).is_some_and(|o| o.uid == uid)
 }
 
-async fn apply(
+async fn apply<W: std::io::Write>(
     client: &Client,
     ns: &str,
     original: &Service,
     obj: DynamicObject,
     swhs: &Api<DynamicObject>,
-    timeout: Duration,
+    wait: Wait<W>,
     out: &mut Out,
 ) -> Result<i32, Error> {
+    let Wait {
+        timeout,
+        mut status,
+    } = wait;
     let name = obj.metadata.name.clone().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let created = swhs
@@ -991,6 +1053,8 @@ async fn apply(
     ));
     let start = Instant::now();
     let mut last = String::new();
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let own_slices = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
     let outcome = loop {
         let svc = services.get(&name).await;
         if let Ok(svc) = &svc
@@ -1002,8 +1066,17 @@ async fn apply(
             && let Some(p) = adopted_progress(&o)
             && p != last
         {
-            out.note(&format!("  {p}"));
+            status.note(&format!("  {p}"));
             last = p;
+        }
+        if status.is_enabled() {
+            let carried = slices
+                .list(&own_slices)
+                .await
+                .ok()
+                .map(|l| handover_counts(&l.items));
+            let left = timeout.saturating_sub(start.elapsed());
+            status.show(&progress::handover_line(&name, carried, left));
         }
         if start.elapsed() >= timeout {
             break Err(format!(
@@ -1016,6 +1089,7 @@ async fn apply(
             _ = tokio::signal::ctrl_c() => break Err("interrupted".to_string()),
         }
     };
+    status.clear();
     match outcome {
         Ok(svc) => {
             let ip = svc
@@ -1741,6 +1815,67 @@ metadata:
             d,
             "--- old\n+++ new\n@@ -1,4 +1,3 @@\n a\n-selector:\n-  app: web\n z\n+owner: swh\n"
         );
+    }
+
+    fn slice(manager: &str, eps: &[(&str, Option<bool>)]) -> EndpointSlice {
+        let eps: Vec<Value> = eps
+            .iter()
+            .map(|(a, r)| match r {
+                Some(r) => json!({"addresses": [a], "conditions": {"ready": r}}),
+                None => json!({"addresses": [a]}),
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("shop-{manager}"), "labels": {
+                "kubernetes.io/service-name": "shop",
+                "endpointslice.kubernetes.io/managed-by": manager,
+            }},
+            "addressType": "IPv4",
+            "endpoints": eps,
+        }))
+        .expect("slice")
+    }
+
+    #[test]
+    fn handover_counts_the_ready_endpoints_agent_slices_carry() {
+        let builtin = slice(
+            BUILTIN_SLICE_MANAGER,
+            &[
+                ("10.0.0.1", Some(true)),
+                ("10.0.0.2", None),
+                ("10.0.0.3", Some(true)),
+                ("10.0.0.9", Some(false)),
+            ],
+        );
+        assert_eq!(handover_counts(std::slice::from_ref(&builtin)), (0, 3));
+        // Agent slices (one per node): not-ready and extra addresses do not count.
+        let node_a = slice(
+            swh_api::labels::MANAGED_BY_AGENT,
+            &[("10.0.0.1", Some(true)), ("10.0.0.2", Some(false))],
+        );
+        let node_b = slice(
+            swh_api::labels::MANAGED_BY_AGENT,
+            &[("10.0.0.3", None), ("10.0.0.7", Some(true))],
+        );
+        assert_eq!(
+            handover_counts(&[builtin.clone(), node_a.clone(), node_b.clone()]),
+            (2, 3)
+        );
+        // Slices of other writers are neither needed nor carrying.
+        let other = slice(
+            "someone-else",
+            &[("10.0.0.2", Some(true)), ("10.0.0.5", None)],
+        );
+        assert_eq!(
+            handover_counts(&[builtin.clone(), node_a, node_b.clone(), other]),
+            (2, 3)
+        );
+        let all = slice(
+            swh_api::labels::MANAGED_BY_AGENT,
+            &[("10.0.0.1", None), ("10.0.0.2", Some(true))],
+        );
+        assert_eq!(handover_counts(&[builtin, all, node_b]), (3, 3));
+        assert_eq!(handover_counts(&[]), (0, 0));
     }
 
     #[test]
