@@ -15,6 +15,7 @@ pub mod adoption;
 pub mod child;
 pub mod client;
 pub mod leader;
+pub mod managed_fields;
 pub mod metrics;
 pub mod reconcile;
 pub mod slices;
@@ -312,7 +313,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let t: Trigger = trigger.clone();
     spawn_reflector(
         "servicewithhealthchecks",
-        watcher(scoped::<Swh>(&watch_client, scope), wc()).modify(strip_managed_fields),
+        watcher(scoped::<Swh>(&watch_client, scope), wc())
+            .modify(managed_fields::strip_keeping_conversion_bound),
         swh_w,
         move |o: &Swh| {
             if let Some(r) = swh_ref(o.namespace(), &o.name_any()) {

@@ -165,6 +165,18 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     let client = ctx.client.clone();
+    // Writes to an SWH with v1alpha1 Update entries in managedFields need the conversion
+    // webhook; drop those entries while it is up (see managed_fields). Best effort: a failure
+    // is retried on the next reconcile.
+    match crate::managed_fields::release(&client, &swh).await {
+        Ok(dropped) if !dropped.is_empty() => {
+            info!(%ns, %name, managers = ?dropped, "dropped managedFields entries that bind every write to the conversion webhook");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(%ns, %name, error = %e, "could not drop conversion-bound managedFields entries");
+        }
+    }
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns);
     let live = ctx.stores.services.get(&ObjectRef::new(&name).within(&ns));
     let agent: Vec<Arc<EndpointSlice>> = ctx
