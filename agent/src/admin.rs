@@ -27,7 +27,9 @@ pub fn router(state: AdminState) -> Router {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
+    let ready = s.ready.load(Ordering::Relaxed);
+    s.metrics.set_ready(ready);
+    if ready {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet")
@@ -35,6 +37,8 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    // swh_agent_ready: what /readyz would answer now.
+    s.metrics.set_ready(s.ready.load(Ordering::Relaxed));
     (
         [(
             header::CONTENT_TYPE,
@@ -42,4 +46,34 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
         )],
         s.metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn scrape(s: &AdminState) -> String {
+        let resp = metrics(State(s.clone())).await.into_response();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn ready_gauge_follows_readyz() {
+        let s = AdminState {
+            ready: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let r = readyz(State(s.clone())).await.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let m = scrape(&s).await;
+        assert!(m.contains("\nswh_agent_ready 0\n"), "{m}");
+        s.ready.store(true, Ordering::Relaxed);
+        let r = readyz(State(s.clone())).await.into_response();
+        assert_eq!(r.status(), StatusCode::OK);
+        let m = scrape(&s).await;
+        assert!(m.contains("\nswh_agent_ready 1\n"), "{m}");
+    }
 }

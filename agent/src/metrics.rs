@@ -54,6 +54,7 @@ pub struct Metrics {
     transition_publish: Histogram,
     writes_in_flight: Gauge<i64, AtomicI64>,
     fail_open: Gauge<i64, AtomicI64>,
+    ready: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +85,12 @@ impl Metrics {
         let transition_publish = publish_histogram();
         let writes_in_flight = Gauge::<i64, AtomicI64>::default();
         let fail_open = Gauge::<i64, AtomicI64>::default();
+        let ready = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "ready",
+            "1 while /readyz answers ok (watches synced, first reconciliation done), else 0",
+            ready.clone(),
+        );
         registry.register(
             "fail_open_swhs",
             "SWHs this node publishes fail-open (condition FailOpen True): probed pods that are \
@@ -149,6 +156,7 @@ impl Metrics {
             transition_publish,
             writes_in_flight,
             fail_open,
+            ready,
         }
     }
 
@@ -200,6 +208,11 @@ impl Metrics {
 
     pub fn set_fail_open(&self, n: usize) {
         self.fail_open.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// What `/readyz` decides (1 ready, 0 not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     pub fn set_targets(&self, n: usize) {

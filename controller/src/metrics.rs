@@ -1,6 +1,8 @@
 //! Prometheus metrics (prefix `swh_controller`).
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -31,6 +33,19 @@ pub struct Metrics {
     pub orphans_deleted: Counter,
     /// Fail-open transitions by direction (`entered`, `exited`).
     pub fail_open: Family<TransitionLabels, Counter>,
+    /// Per SWH: endpoints published (Ready in the agents' slices) and total (every pod the
+    /// agents carry), as in the SWH's status. Set by the leader only.
+    pub swh_endpoints: Family<SwhEndpointLabels, Gauge<i64, AtomicI64>>,
+    /// The (namespace, name) pairs that have `swh_endpoints` series, to remove them.
+    swh_endpoints_keys: Mutex<HashSet<(String, String)>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SwhEndpointLabels {
+    pub namespace: String,
+    pub name: String,
+    /// `published` or `total`.
+    pub state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +67,13 @@ impl Default for Metrics {
             "fail_open_transitions",
             "SWHs entering or leaving fail-open (condition FailOpen), by direction",
             fail_open.clone(),
+        );
+        let swh_endpoints = Family::<SwhEndpointLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "swh_endpoints",
+            "Endpoints of an SWH as in its status: published (Ready in the agents' slices) and \
+             total (every pod the agents carry); only the leader exports them",
+            swh_endpoints.clone(),
         );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -88,6 +110,8 @@ impl Default for Metrics {
             writes,
             orphans_deleted,
             fail_open,
+            swh_endpoints,
+            swh_endpoints_keys: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -117,6 +141,44 @@ impl Metrics {
                 to: if entered { "entered" } else { "exited" }.into(),
             })
             .inc();
+    }
+
+    /// Sets the SWH's `swh_endpoints` series (published and total).
+    pub fn set_swh_endpoints(&self, namespace: &str, name: &str, published: i32, total: i32) {
+        for (state, v) in [("published", published), ("total", total)] {
+            self.swh_endpoints
+                .get_or_create(&SwhEndpointLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    state,
+                })
+                .set(i64::from(v));
+        }
+        self.swh_endpoints_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((namespace.into(), name.into()));
+    }
+
+    /// Removes the `swh_endpoints` series of every SWH for which `keep` is false.
+    pub fn retain_swh_endpoints(&self, keep: impl Fn(&str, &str) -> bool) {
+        let mut keys = self
+            .swh_endpoints_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        keys.retain(|(namespace, name)| {
+            if keep(namespace, name) {
+                return true;
+            }
+            for state in ["published", "total"] {
+                self.swh_endpoints.remove(&SwhEndpointLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    state,
+                });
+            }
+            false
+        });
     }
 
     pub fn write(&self, kind: &str) {
@@ -165,5 +227,30 @@ mod tests {
         ] {
             assert!(s.contains(name), "{name} missing in\n{s}");
         }
+    }
+
+    #[test]
+    fn swh_endpoints_set_updated_and_removed() {
+        let m = super::Metrics::default();
+        m.set_swh_endpoints("ns1", "web", 0, 2);
+        m.set_swh_endpoints("ns1", "smtp", 1, 1);
+        m.set_swh_endpoints("ns1", "web", 1, 2);
+        let s = m.encode();
+        for line in [
+            "swh_controller_swh_endpoints{namespace=\"ns1\",name=\"web\",state=\"published\"} 1",
+            "swh_controller_swh_endpoints{namespace=\"ns1\",name=\"web\",state=\"total\"} 2",
+            "swh_controller_swh_endpoints{namespace=\"ns1\",name=\"smtp\",state=\"published\"} 1",
+        ] {
+            assert!(s.contains(line), "{line} missing in\n{s}");
+        }
+        assert!(!s.contains("state=\"published\"} 0"), "stale value in\n{s}");
+        // web deleted: its series go, smtp's stay.
+        m.retain_swh_endpoints(|_, name| name != "web");
+        let s = m.encode();
+        assert!(!s.contains("name=\"web\""), "web still exported:\n{s}");
+        assert!(s.contains("name=\"smtp\",state=\"total\"} 1"), "{s}");
+        // Leadership lost: nothing left.
+        m.retain_swh_endpoints(|_, _| false);
+        assert!(!m.encode().contains("swh_controller_swh_endpoints{"));
     }
 }

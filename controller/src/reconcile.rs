@@ -185,6 +185,7 @@ pub async fn reconcile(swh: Arc<Swh>, ctx: Arc<Context>) -> Result<Action, Error
         .state_filter(|s| slices::belongs_to(s, &ns, &name));
     let agent_refs: Vec<&EndpointSlice> = agent.iter().map(AsRef::as_ref).collect();
     let (published, total) = status::endpoint_counts(agent_refs.iter().copied());
+    ctx.metrics.set_swh_endpoints(&ns, &name, published, total);
     let other = ctx
         .stores
         .other_slices
@@ -650,9 +651,14 @@ pub async fn janitor(
         }
         if !ctx.is_leader() {
             seen.clear();
+            // Only the leader exports per-SWH gauges (a former leader's would go stale).
+            ctx.metrics.retain_swh_endpoints(|_, _| false);
             continue;
         }
         let swh = &ctx.stores.swh;
+        // Deleted SWHs are never reconciled again: drop their series here.
+        ctx.metrics
+            .retain_swh_endpoints(|ns, n| swh.get(&ObjectRef::new(n).within(ns)).is_some());
         let nodes = &ctx.stores.nodes;
         let mut now_orphans: HashMap<String, (Arc<EndpointSlice>, Orphan)> = HashMap::new();
         for s in ctx.stores.agent_slices.state() {
