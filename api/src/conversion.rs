@@ -4,10 +4,11 @@
 //! - Only `apiVersion`, `spec`, `status` and `metadata.annotations` change; every other key of
 //!   the object is passed through untouched.
 //! - v1beta1 → v1alpha1: everything v1alpha1 can say is said in its own fields; the rest
-//!   (probe names that differ from the derived `<mode>-<index>`, per-probe period/delay,
-//!   non-numeric expected statuses, body match, PostgreSQL connection/TLS, gRPC probes, failOpen,
-//!   per-pod probe states...) goes into the annotation [`V1BETA1_FIELDS`] as JSON. v1alpha1 fields
-//!   win over the annotation on the way back, so edits made through v1alpha1 are kept.
+//!   (probe names that differ from the derived `<mode>-<index>`, per-probe period/delay/
+//!   transitionPeriodSeconds, non-numeric expected statuses, body match, PostgreSQL
+//!   connection/TLS, gRPC probes, failOpen, per-pod probe states...) goes into the annotation
+//!   [`V1BETA1_FIELDS`] as JSON. v1alpha1 fields win over the annotation on the way back, so
+//!   edits made through v1alpha1 are kept.
 //! - A gRPC probe is shown to v1alpha1 readers as a TCP probe on the same port.
 //! - v1alpha1 → v1beta1 removes the annotation and restores the data. Probe names are derived as
 //!   `<mode>-<index>` (`http-0`, `postgresql-1`) when the annotation has none.
@@ -216,6 +217,8 @@ struct ProbeExtra {
     period_seconds: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     initial_delay_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transition_period_seconds: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expected_statuses: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -654,6 +657,7 @@ fn probe_up(index: usize, p: &a::Probe, x: Option<&ProbeExtra>) -> b::Probe {
         failure_threshold: p.failure_threshold,
         period_seconds: x.and_then(|x| x.period_seconds),
         initial_delay_seconds: x.and_then(|x| x.initial_delay_seconds),
+        transition_period_seconds: x.and_then(|x| x.transition_period_seconds),
         http,
         tcp,
         postgre_sql,
@@ -731,6 +735,7 @@ fn probe_down(index: usize, p: &b::Probe) -> (a::Probe, Option<ProbeExtra>) {
         name: Some(p.name.clone()).filter(|n| *n != derived_probe_name(p.mode, index)),
         period_seconds: p.period_seconds,
         initial_delay_seconds: p.initial_delay_seconds,
+        transition_period_seconds: p.transition_period_seconds,
         ..Default::default()
     };
     let http = p.http.as_ref().map(|h| {

@@ -108,6 +108,18 @@ pub fn effective_initial_delay_seconds(hc: &v1beta1::Healthcheck, probe: &v1beta
         .unwrap_or(INITIAL_DELAY_SECONDS)
 }
 
+/// Interval between probes while `probe`'s state is changing (`transitionPeriodSeconds`):
+/// `None` when unset (fast transitions off: the period applies throughout).
+pub fn effective_transition_period_seconds(
+    hc: &v1beta1::Healthcheck,
+    probe: &v1beta1::Probe,
+) -> Option<i32> {
+    let period = effective_period_seconds(hc, probe);
+    probe
+        .transition_period_seconds
+        .map(|t| t.clamp(1, period.max(1)))
+}
+
 /// Timeout in force for `probe` (default 1).
 pub fn effective_timeout_seconds(probe: &v1beta1::Probe) -> i32 {
     probe.timeout_seconds.unwrap_or(TIMEOUT_SECONDS)

@@ -162,6 +162,7 @@ pub struct ServiceWithHealthchecksSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.probes) || !has(self.periodSeconds) || self.probes.all(p, has(p.periodSeconds) || !has(p.timeoutSeconds) || p.timeoutSeconds <= self.periodSeconds)").message("a probe's timeoutSeconds must not exceed periodSeconds; lower timeoutSeconds or raise periodSeconds (v1beta1 only: v1alpha1 accepts it with a warning)").field_path(".probes"))]
+#[x_kube(validation = Rule::new("!has(self.probes) || !has(self.periodSeconds) || self.probes.all(p, has(p.periodSeconds) || !has(p.transitionPeriodSeconds) || p.transitionPeriodSeconds <= self.periodSeconds)").message("a probe's transitionPeriodSeconds must not exceed periodSeconds; lower transitionPeriodSeconds or remove it (it defaults to the period)").field_path(".probes"))]
 pub struct Healthcheck {
     /// Seconds after the pod's creation before the first probe. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +257,7 @@ impl std::fmt::Display for ProbeMode {
 #[x_kube(validation = Rule::new("self.mode != 'GRPC' || has(self.grpc)").message("mode is GRPC but field grpc is missing; add grpc (no probe can run)"))]
 #[x_kube(validation = Rule::new("(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.postgreSQL) ? 1 : 0) + (has(self.grpc) ? 1 : 0) <= 1").message("set only the sub-object named by mode (one of http, tcp, postgreSQL, grpc) (v1beta1 only: v1alpha1 accepts it with a warning)"))]
 #[x_kube(validation = Rule::new("!has(self.timeoutSeconds) || !has(self.periodSeconds) || self.timeoutSeconds <= self.periodSeconds").message("timeoutSeconds must not exceed periodSeconds (v1beta1 only: v1alpha1 accepts it with a warning)").field_path(".timeoutSeconds"))]
+#[x_kube(validation = Rule::new("!has(self.transitionPeriodSeconds) || !has(self.periodSeconds) || self.transitionPeriodSeconds <= self.periodSeconds").message("transitionPeriodSeconds must not exceed periodSeconds; lower transitionPeriodSeconds or remove it (it defaults to the period)").field_path(".transitionPeriodSeconds"))]
 pub struct Probe {
     /// Unique name of the probe (a DNS label); status, metrics and the plugin key on it.
     #[schemars(
@@ -286,6 +288,16 @@ pub struct Probe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 108000))]
     pub initial_delay_seconds: Option<i32>,
+    /// Fast transitions (opt-in, v1beta1 only): once a result disagrees with the probe's state
+    /// (a failure of a passing probe, a success of a failing one, any result before a verdict),
+    /// the next probes of that pod run every this many seconds until the threshold decides or
+    /// the streak breaks; then the period resumes. Thresholds keep their meaning (consecutive
+    /// results). Setting it also enables immediate re-probes when a persistent PostgreSQL
+    /// session is closed by the server or a connect is refused. 1..the probe's period; default
+    /// the period (off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 108000))]
+    pub transition_period_seconds: Option<i32>,
     /// Settings of an HTTP probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,

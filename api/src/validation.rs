@@ -1089,6 +1089,7 @@ fn validate_probe(c: &mut Ctx, hc: &v1beta1::Healthcheck, path: &str, p: &Probe)
     for (field, value, min) in [
         ("periodSeconds", p.period_seconds, 1),
         ("initialDelaySeconds", p.initial_delay_seconds, 0),
+        ("transitionPeriodSeconds", p.transition_period_seconds, 1),
     ] {
         if let Some(v) = value
             && (v < min || v > MAX_SECONDS)
@@ -1100,6 +1101,20 @@ fn validate_probe(c: &mut Ctx, hc: &v1beta1::Healthcheck, path: &str, p: &Probe)
         }
     }
     let period = crate::defaults::effective_period_seconds(hc, p);
+    if let Some(t) = p.transition_period_seconds
+        && (1..=MAX_SECONDS).contains(&t)
+        && period >= 1
+        && t > period
+    {
+        c.invalid(
+            format!("{path}.transitionPeriodSeconds"),
+            format!(
+                "{t} > periodSeconds {period}: the interval used while a target changes state \
+                 must not exceed the period; use 1..{period} or remove it (it defaults to the \
+                 period)"
+            ),
+        );
+    }
     let timeout = crate::defaults::effective_timeout_seconds(p);
     if timeout > period && period >= 1 {
         c.risk(

@@ -222,3 +222,43 @@ fn malformed_annotation_is_ignored_and_kept() {
     assert_eq!(beta["metadata"]["annotations"][V1BETA1_FIELDS], "{not json");
     assert_eq!(convert(beta, API_VERSION_V1ALPHA1).expect("down"), alpha);
 }
+
+#[test]
+fn transition_period_rides_in_the_annotation_and_round_trips() {
+    let beta = json!({
+        "apiVersion": "network.deckhouse.io/v1beta1",
+        "kind": "ServiceWithHealthchecks",
+        "metadata": {"name": "pg", "namespace": "db"},
+        "spec": {
+            "selector": {"app": "pg"},
+            "healthcheck": {
+                "periodSeconds": 10,
+                "probes": [
+                    // A derived name: only transitionPeriodSeconds needs the annotation.
+                    {"name": "tcp-0", "mode": "TCP", "failureThreshold": 3,
+                     "transitionPeriodSeconds": 1, "tcp": {"port": 5432}},
+                    {"name": "http-1", "mode": "HTTP", "http": {"port": 8080}}
+                ]
+            }
+        }
+    });
+    let alpha = convert(beta.clone(), API_VERSION_V1ALPHA1).expect("down");
+    // v1alpha1 has no such field: its probe shows the v1alpha1 fields only.
+    assert_eq!(
+        alpha["spec"]["healthcheck"]["probes"][0],
+        json!({"mode": "TCP", "failureThreshold": 3, "tcp": {"targetPort": 5432}})
+    );
+    let x = annotation(&alpha);
+    assert_eq!(
+        x["probes"],
+        json!([{"index": 0, "mode": "TCP", "transitionPeriodSeconds": 1}]),
+        "carried field-wise, not as a whole-probe fallback"
+    );
+    assert_eq!(
+        convert(alpha.clone(), API_VERSION_V1BETA1).expect("up"),
+        beta
+    );
+    let typed = to_v1beta1(alpha).expect("typed");
+    assert_eq!(typed.spec.probes()[0].transition_period_seconds, Some(1));
+    assert_eq!(typed.spec.probes()[1].transition_period_seconds, None);
+}

@@ -557,6 +557,7 @@ fn beta_probe() -> impl Strategy<Value = b::Probe> {
             small_i32(),
             small_i32(),
             small_i32(),
+            small_i32(),
         ),
         (
             of(beta_http()),
@@ -577,6 +578,7 @@ fn beta_probe() -> impl Strategy<Value = b::Probe> {
                 failure_threshold: x.4,
                 period_seconds: x.5,
                 initial_delay_seconds: x.6,
+                transition_period_seconds: x.7,
                 http,
                 tcp,
                 postgre_sql: pg,

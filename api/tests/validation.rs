@@ -78,6 +78,26 @@ fn base_object_is_valid() {
     assert!(errs.is_empty(), "{errs:#?}");
 }
 
+#[test]
+fn transition_periods_up_to_the_period_are_valid() {
+    let p = "/spec/healthcheck/probes";
+    for (period, transition) in [(None, 1), (None, 10), (Some(3), 3), (Some(30), 15)] {
+        let mut v = with(
+            base(),
+            &format!("{p}/2/transitionPeriodSeconds"),
+            json!(transition),
+        );
+        if let Some(period) = period {
+            v = with(v, &format!("{p}/2/periodSeconds"), json!(period));
+        }
+        let errs = validate(&obj(v), None);
+        assert!(
+            errs.is_empty(),
+            "period {period:?}, transition {transition}: {errs:#?}"
+        );
+    }
+}
+
 fn assert_error(name: &str, v: Value, path: &str) -> Vec<FieldError> {
     let errs = validate(&obj(v), None);
     assert!(
@@ -276,6 +296,25 @@ fn invalid_objects_name_the_field() {
             "timeout above probe period",
             with(base(), &format!("{p}/0/periodSeconds"), json!(1)),
             "spec.healthcheck.probes[0].timeoutSeconds",
+        ),
+        (
+            "transition period zero",
+            with(base(), &format!("{p}/2/transitionPeriodSeconds"), json!(0)),
+            "spec.healthcheck.probes[2].transitionPeriodSeconds",
+        ),
+        (
+            "transition period above the healthcheck period",
+            with(base(), &format!("{p}/2/transitionPeriodSeconds"), json!(11)),
+            "spec.healthcheck.probes[2].transitionPeriodSeconds",
+        ),
+        (
+            "transition period above the probe's own period",
+            with(
+                with(base(), &format!("{p}/2/periodSeconds"), json!(3)),
+                &format!("{p}/2/transitionPeriodSeconds"),
+                json!(4),
+            ),
+            "spec.healthcheck.probes[2].transitionPeriodSeconds",
         ),
         (
             "period zero",
