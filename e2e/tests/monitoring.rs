@@ -6,9 +6,10 @@
 //! * the Grafana dashboard is valid JSON of the expected shape;
 //! * a real Prometheus, started here on loopback with the running components' admin ports as
 //!   static targets (and rules.yaml loaded), scrapes them while an SWH with a failing probe
-//!   makes them work: every metric name the rules and the dashboard use is exported by a
-//!   component (no alert on a metric nobody emits), every rule evaluates without error, and
-//!   every dashboard query runs.
+//!   and one in fail-open make them work: every metric name the rules and the dashboard use
+//!   is exported by a component (no alert on a metric nobody emits), every rule evaluates
+//!   without error, every dashboard query runs, and SWHNoReadyEndpoints and
+//!   SWHFailOpenEngaged go pending for those SWHs (SWHAgentNotReady for no agent).
 
 mod tools;
 
@@ -295,6 +296,10 @@ fn dashboard_is_a_grafana_dashboard() {
         "swh_controller_orphan_slices_deleted",
         "swh_webhook_requests",
         "swh_webhook_request_duration_seconds",
+        "swh_agent_ready",
+        "swh_agent_fail_open_swhs",
+        "swh_controller_swh_endpoints",
+        "swh_controller_fail_open_transitions",
     ] {
         assert!(used.contains(f), "the dashboard does not show {f}");
     }
@@ -606,6 +611,26 @@ spec:
         targetPort: 8080
 "#;
 
+const SWH_FAIL_OPEN: &str = r#"
+apiVersion: network.deckhouse.io/v1beta1
+kind: ServiceWithHealthchecks
+metadata:
+  name: mon-fo
+spec:
+  selector: {app: mon-fo}
+  ports: [{name: tcp, port: 80, targetPort: 8080}]
+  healthcheck:
+    initialDelaySeconds: 0
+    periodSeconds: 1
+    failOpen: {minPassingPercent: 50}
+    probes:
+      - name: tcp
+        mode: TCP
+        successThreshold: 1
+        failureThreshold: 1
+        tcp: {port: 8080}
+"#;
+
 const SWH_TAKEN_IP: &str = r#"
 apiVersion: network.deckhouse.io/v1alpha1
 kind: ServiceWithHealthchecks
@@ -654,6 +679,27 @@ async fn live_components_export_every_metric_the_rules_and_dashboard_use() {
     let mut c = cluster.kubectl();
     c.args(["apply", "--server-side", "-n", &ns, "-f", "-"]);
     run_ok(c, Some(SWH));
+    // And one in fail-open (its only pod fails, 0% < 50%): the controller's transition
+    // counter and the agent's fail-open gauge get their series.
+    let (ip_fo, _) = cluster.pod_network.alloc_pod_ips().expect("pod ip");
+    objects::create_pod(
+        &client,
+        &PodSpecLite {
+            namespace: ns.clone(),
+            name: "mon-fo-0".into(),
+            node: "node-a".into(),
+            labels: [("app".to_string(), "mon-fo".to_string())].into(),
+            ports: vec![],
+        },
+    )
+    .await
+    .expect("pod");
+    objects::set_pod_status(&client, &ns, "mon-fo-0", &[ip_fo], true)
+        .await
+        .expect("pod status");
+    let mut c = cluster.kubectl();
+    c.args(["apply", "--server-side", "-n", &ns, "-f", "-"]);
+    run_ok(c, Some(SWH_FAIL_OPEN));
     // And a reconcile that fails: an SWH asking for the ClusterIP the `kubernetes` Service
     // holds (the child Service's create is refused), so swh_controller_reconcile_failures
     // exists (prometheus-client exports a labelled family only once it has a child).
@@ -702,8 +748,96 @@ async fn live_components_export_every_metric_the_rules_and_dashboard_use() {
         },
     )
     .await;
+    // The per-SWH endpoint gauge as the status says (mon: its one pod fails, 0/1), and the
+    // real Prometheus evaluating SWHNoReadyEndpoints over it: pending for mon (its `for` is
+    // minutes), never for taken-ip (no pod); every agent ready, so no SWHAgentNotReady.
+    let ns_q = ns.clone();
+    testenv::wait_for(
+        "swh_controller_swh_endpoints of mon at 0/1 and SWHNoReadyEndpoints pending for it",
+        Duration::from_secs(60),
+        || {
+            let ns = ns_q.clone();
+            async move {
+                let q = api(
+                    port,
+                    &format!(
+                        "/api/v1/query?query={}",
+                        encode(&format!(
+                            r#"swh_controller_swh_endpoints{{namespace="{ns}", name="mon", state="total"}} == 1 and on (job, instance, namespace, name) swh_controller_swh_endpoints{{namespace="{ns}", name="mon", state="published"}} == 0"#
+                        ))
+                    ),
+                )
+                .ok()?;
+                if q["result"].as_array()?.is_empty() {
+                    return None;
+                }
+                let a = api(port, "/api/v1/alerts").ok()?;
+                a["alerts"]
+                    .as_array()?
+                    .iter()
+                    .any(|a| {
+                        a["labels"]["alertname"] == "SWHNoReadyEndpoints"
+                            && a["labels"]["namespace"] == ns.as_str()
+                            && a["labels"]["name"] == "mon"
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    // mon-fo in fail-open, seen by the controller (a transition), by node-a's agent (the
+    // gauge) and by the real Prometheus's SWHFailOpenEngaged (pending).
+    testenv::wait_for(
+        "a fail-open transition, swh_agent_fail_open_swhs > 0 and SWHFailOpenEngaged pending",
+        Duration::from_secs(60),
+        || async move {
+            let q = api(
+                port,
+                &format!(
+                    "/api/v1/query?query={}",
+                    encode(
+                        r#"sum(swh_controller_fail_open_transitions_total{to="entered"}) > 0 and on () max(swh_agent_fail_open_swhs) > 0"#
+                    )
+                ),
+            )
+            .ok()?;
+            if q["result"].as_array()?.is_empty() {
+                return None;
+            }
+            let a = api(port, "/api/v1/alerts").ok()?;
+            a["alerts"]
+                .as_array()?
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "SWHFailOpenEngaged")
+                .then_some(())
+        },
+    )
+    .await;
     // A few more scrapes and rule evaluations.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let a = api(port, "/api/v1/alerts").expect("alerts");
+    for alert in a["alerts"].as_array().expect("alerts") {
+        let l = &alert["labels"];
+        assert!(
+            !(l["alertname"] == "SWHNoReadyEndpoints"
+                && l["namespace"] == ns.as_str()
+                && l["name"] == "taken-ip"),
+            "SWHNoReadyEndpoints for an SWH without pods: {alert}"
+        );
+        assert_ne!(
+            l["alertname"], "SWHAgentNotReady",
+            "a ready agent alerts: {alert}"
+        );
+    }
+    let q = api(
+        port,
+        &format!("/api/v1/query?query={}", encode("min(swh_agent_ready)")),
+    )
+    .expect("swh_agent_ready");
+    assert_eq!(
+        q["result"][0]["value"][1], "1",
+        "every agent exports swh_agent_ready 1: {q}"
+    );
 
     let with_samples: BTreeSet<String> = api(port, "/api/v1/label/__name__/values")
         .expect("names")
