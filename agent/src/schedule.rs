@@ -16,6 +16,19 @@
 //!   the wait shows up as scheduling lag (`started - due`) in every [`ProbeResult`].
 //! - [`Scheduler::upsert`]/[`Scheduler::remove`] work while running. Results of a removed pair,
 //!   or of a run started before its target or probe kind changed, are dropped.
+//! - Fast transitions (a spec with `transition_period`, from v1beta1 `transitionPeriodSeconds`):
+//!   while results disagree with the pair's state ([`Threshold::agrees`]: a failure of a passing
+//!   pair, a success of a failing one, any result before a verdict), the next run starts
+//!   `transition_period` after the previous one instead of `period`; once the threshold decides
+//!   or a result agrees again (the streak broke), the period resumes. Thresholds count results
+//!   as always, so a failure threshold of 3 decides after 2 more runs at the fast interval.
+//! - Immediate signals (fast-transition specs only): a failed run whose connect was refused
+//!   ([`ProbeOutcome::signal`]) makes the next run start at once instead of after the fast
+//!   interval, and a persistent PostgreSQL session closed by the server ([`Signal`], from the
+//!   runner) makes the next run of the pairs probing that target start at once. The signal is
+//!   not a result: the run it triggers counts as one normal result. A run started by a signal
+//!   never triggers another immediate run, so a target that keeps signalling is probed at most
+//!   every `transition_period` (no tight loop).
 //! - Every result goes to the results channel with the hysteresis state ([`Threshold`]) and the
 //!   transition it caused, if any. A full channel holds the scheduler back (backpressure).
 //!
@@ -32,7 +45,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::probe::{ProbeOutcome, ProbeSpec, ProbeTarget, Prober};
+use crate::probe::{PgConnection, ProbeKind, ProbeOutcome, ProbeSpec, ProbeTarget, Prober, Signal};
 use crate::threshold::{Threshold, Transition};
 
 /// What the scheduler calls to run one attempt. [`Prober`] is the real one; tests may pass a
@@ -51,6 +64,10 @@ pub trait ProbeRunner: Send + Sync + 'static {
             self.release(old, target);
         }
     }
+
+    /// Gives the runner the channel for [`Signal`]s it sees outside runs (called once, by
+    /// [`Scheduler::spawn`]). By default it has none.
+    fn set_signals(&self, _signals: mpsc::UnboundedSender<Signal>) {}
 }
 
 impl ProbeRunner for Prober {
@@ -65,6 +82,10 @@ impl ProbeRunner for Prober {
 
     fn replaced(&self, old: &ProbeSpec, spec: &ProbeSpec, target: ProbeTarget) {
         Prober::replaced(self, old, spec, target);
+    }
+
+    fn set_signals(&self, signals: mpsc::UnboundedSender<Signal>) {
+        Prober::set_signals(self, signals);
     }
 }
 
@@ -150,6 +171,8 @@ where
     ) -> (Self, mpsc::Receiver<ProbeResult<K>>) {
         let (tx, commands) = mpsc::unbounded_channel();
         let (results_tx, results) = mpsc::channel(config.results_capacity.max(1));
+        let (signals_tx, signals) = mpsc::unbounded_channel();
+        runner.set_signals(signals_tx);
         let seed = config.seed.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -169,7 +192,7 @@ where
             next_id: 0,
             draining: HashMap::new(),
         };
-        tokio::spawn(driver.run(commands));
+        tokio::spawn(driver.run(commands, signals));
         (Self { tx }, results)
     }
 
@@ -241,6 +264,10 @@ struct Entry<K> {
     next_due: Instant,
     last_start: Option<Instant>,
     state: RunState,
+    /// The next run (scheduled or running) was brought forward by an immediate signal.
+    signalled: bool,
+    /// The last finished run had been brought forward by a signal.
+    last_signalled: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -258,6 +285,7 @@ enum RunState {
 struct Done {
     id: u64,
     result_epoch: u64,
+    signalled: bool,
     due: Instant,
     started: Instant,
     outcome: ProbeOutcome,
@@ -282,7 +310,11 @@ impl<K> Driver<K>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
 {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command<K>>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command<K>>,
+        mut signals: mpsc::UnboundedReceiver<Signal>,
+    ) {
         let far = || Instant::now() + Duration::from_secs(86_400 * 365);
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
@@ -300,6 +332,7 @@ where
                     Some(cmd) => self.apply(cmd),
                     None => break,
                 },
+                Some(signal) = signals.recv() => self.signal(signal),
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
                     let done = match done {
                         Ok(done) => done,
@@ -349,6 +382,8 @@ where
                             next_due: due,
                             last_start: None,
                             state: RunState::Scheduled,
+                            signalled: false,
+                            last_signalled: false,
                         },
                     );
                     self.heap.push(Reverse((due, id, 0)));
@@ -367,6 +402,8 @@ where
                 entry.start = start;
                 let due = if reset {
                     entry.result_epoch += 1;
+                    entry.signalled = false;
+                    entry.last_signalled = false;
                     entry.threshold.reset(SystemTime::now());
                     entry.last_start = None;
                     self.runner.release(&old_spec, old_target);
@@ -450,6 +487,7 @@ where
         let due = entry.next_due;
         entry.state = RunState::Running;
         entry.last_start = Some(started);
+        let signalled = std::mem::take(&mut entry.signalled);
         let fut = self.runner.run(entry.spec.clone(), entry.target);
         let result_epoch = entry.result_epoch;
         self.running.spawn(async move {
@@ -457,6 +495,7 @@ where
             Done {
                 id,
                 result_epoch,
+                signalled,
                 due,
                 started,
                 outcome,
@@ -474,35 +513,40 @@ where
                 None
             }
             Some(entry) => {
-                let next = if done.result_epoch == entry.result_epoch {
-                    done.started + entry.spec.period
-                } else {
-                    entry.next_due
-                };
-                entry.next_due = next.max(entry.start + entry.spec.initial_delay);
-                entry.state = RunState::Scheduled;
-                entry.sched_epoch += 1;
-                self.heap
-                    .push(Reverse((entry.next_due, done.id, entry.sched_epoch)));
-                (done.result_epoch == entry.result_epoch).then(|| {
-                    let transition = entry.threshold.record(
+                let current = done.result_epoch == entry.result_epoch;
+                let transition = if current {
+                    entry.threshold.record(
                         done.outcome.ok,
                         &done.outcome.message,
                         SystemTime::now(),
                         entry.spec.success_threshold,
                         entry.spec.failure_threshold,
-                    );
-                    ProbeResult {
-                        key: entry.key.clone(),
-                        target: entry.target,
-                        probe: entry.spec.clone(),
-                        state: entry.threshold.clone(),
-                        transition,
-                        due: done.due,
-                        started: done.started,
-                        lag: done.started.saturating_duration_since(done.due),
-                        outcome: done.outcome,
-                    }
+                    )
+                } else {
+                    None
+                };
+                let (next, signalled) = if current {
+                    next_run(entry, &done)
+                } else {
+                    (entry.next_due, entry.signalled)
+                };
+                entry.last_signalled = done.signalled;
+                entry.signalled = signalled;
+                entry.next_due = next.max(entry.start + entry.spec.initial_delay);
+                entry.state = RunState::Scheduled;
+                entry.sched_epoch += 1;
+                self.heap
+                    .push(Reverse((entry.next_due, done.id, entry.sched_epoch)));
+                current.then(|| ProbeResult {
+                    key: entry.key.clone(),
+                    target: entry.target,
+                    probe: entry.spec.clone(),
+                    state: entry.threshold.clone(),
+                    transition,
+                    due: done.due,
+                    started: done.started,
+                    lag: done.started.saturating_duration_since(done.due),
+                    outcome: done.outcome,
                 })
             }
         };
@@ -526,10 +570,63 @@ where
     }
 }
 
+/// When the pair's next run starts after `done` (already recorded in its threshold), and whether
+/// that run is brought forward by a signal.
+fn next_run<K>(entry: &Entry<K>, done: &Done) -> (Instant, bool) {
+    let spec = &entry.spec;
+    let Some(fast) = spec.transition_period else {
+        return (done.started + spec.period, false);
+    };
+    if entry.threshold.agrees(done.outcome.ok) {
+        // Decided, or the streak broke: back to the period.
+        return (done.started + spec.period, false);
+    }
+    if done.outcome.signal && !done.signalled {
+        return (Instant::now(), true);
+    }
+    (done.started + fast.min(spec.period), false)
+}
+
+/// Whether a [`Signal`] for the pair's target concerns it: a persistent PostgreSQL probe with
+/// fast transitions.
+fn takes_session_signals(spec: &ProbeSpec) -> bool {
+    spec.fast_transitions()
+        && matches!(&spec.kind, ProbeKind::Postgres(p) if p.connection == PgConnection::Persistent)
+}
+
 impl<K> Driver<K>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
 {
+    /// A persistent session to `signal.target` was closed by the server: the pairs that probe
+    /// it over such a session and wait for their next run run now (at most every
+    /// `transition_period` when their last run was itself signalled). Running or queued pairs
+    /// are left alone: their run is under way.
+    fn signal(&mut self, signal: Signal) {
+        let now = Instant::now();
+        for (&id, entry) in self.entries.iter_mut() {
+            if entry.target != signal.target
+                || entry.state != RunState::Scheduled
+                || !takes_session_signals(&entry.spec)
+            {
+                continue;
+            }
+            let mut due = now.max(entry.start + entry.spec.initial_delay);
+            if entry.last_signalled
+                && let (Some(last), Some(fast)) = (entry.last_start, entry.spec.transition_period)
+            {
+                due = due.max(last + fast);
+            }
+            if due >= entry.next_due {
+                continue;
+            }
+            entry.next_due = due;
+            entry.signalled = true;
+            entry.sched_epoch += 1;
+            self.heap.push(Reverse((due, id, entry.sched_epoch)));
+        }
+    }
+
     /// The removed run `id` ended: a pair of the same key that was blocked on it is due now.
     fn undrain(&mut self, id: u64) {
         let Some(key) = self
@@ -716,5 +813,262 @@ mod tests {
             }
         }
         assert_eq!(quick_starts, vec![0, 1, 2, 3]);
+    }
+
+    /// Results in turn per probe name (the last repeats): `(ok, signal)`; every run is instant.
+    #[derive(Default)]
+    struct Plan {
+        results: HashMap<String, Vec<(bool, bool)>>,
+        runs: HashMap<String, usize>,
+        signals: Option<mpsc::UnboundedSender<Signal>>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Planned(Arc<Mutex<Plan>>);
+
+    impl Planned {
+        /// Results of the probe named `pg`.
+        fn with(_port: u16, results: &[(bool, bool)]) -> Self {
+            let p = Planned::default();
+            p.lock().results.insert("pg".into(), results.to_vec());
+            p
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, Plan> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        fn send(&self, signal: Signal) {
+            if let Some(tx) = self.lock().signals.as_ref() {
+                let _ = tx.send(signal);
+            }
+        }
+    }
+
+    impl ProbeRunner for Planned {
+        fn run(
+            &self,
+            spec: Arc<ProbeSpec>,
+            _target: ProbeTarget,
+        ) -> BoxFuture<'static, ProbeOutcome> {
+            let mut plan = self.lock();
+            let n = {
+                let n = plan.runs.entry(spec.name.clone()).or_insert(0);
+                *n += 1;
+                *n - 1
+            };
+            let (ok, signal) = plan
+                .results
+                .get(&spec.name)
+                .and_then(|r| r.get(n).or(r.last()).copied())
+                .unwrap_or((true, false));
+            let outcome = if ok {
+                ProbeOutcome::success("ok", Duration::ZERO)
+            } else {
+                ProbeOutcome::failure("connection refused", Duration::ZERO)
+            };
+            Box::pin(std::future::ready(outcome.with_signal(signal)))
+        }
+
+        fn set_signals(&self, signals: mpsc::UnboundedSender<Signal>) {
+            self.lock().signals = Some(signals);
+        }
+    }
+
+    /// Period 10 s, thresholds 1/3, optional transition period.
+    fn deckhouse_spec(kind: ProbeKind, transition: Option<u64>) -> ProbeSpec {
+        ProbeSpec {
+            period: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            success_threshold: 1,
+            failure_threshold: 3,
+            transition_period: transition.map(Duration::from_secs),
+            ..ProbeSpec::new("pg", kind)
+        }
+    }
+
+    /// Start offsets (ms from `t0`) and states of the first `n` results.
+    async fn starts(
+        rx: &mut mpsc::Receiver<ProbeResult<&'static str>>,
+        t0: Instant,
+        n: usize,
+    ) -> Vec<(u128, crate::threshold::ProbeState)> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let r = next(rx).await;
+            out.push(((r.started - t0).as_millis(), r.state.state));
+        }
+        out
+    }
+
+    use crate::threshold::ProbeState::{Failing as F, Passing as P};
+
+    const OK: (bool, bool) = (true, false);
+    const BAD: (bool, bool) = (false, false);
+    const REFUSED: (bool, bool) = (false, true);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_streak_runs_at_the_transition_period_and_decides_in_two_seconds() {
+        let runner = Planned::with(5432, &[OK, BAD, BAD, BAD]);
+        let (sched, mut rx) = Scheduler::spawn(runner, config());
+        let t0 = Instant::now();
+        sched.upsert(
+            "pg",
+            target(5432),
+            deckhouse_spec(ProbeKind::Tcp, Some(1)),
+            t0,
+        );
+        // Passing at 0; the failure at 10 s disagrees: 11 s, 12 s (failing: 3 in a row, 2 s
+        // after the first failure instead of 20 s); then the period again: 22 s, 32 s.
+        assert_eq!(
+            starts(&mut rx, t0, 6).await,
+            vec![
+                (0, P),
+                (10_000, P),
+                (11_000, P),
+                (12_000, F),
+                (22_000, F),
+                (32_000, F)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_streak_returns_to_the_period() {
+        let runner = Planned::with(5432, &[OK, BAD, BAD, OK]);
+        let (sched, mut rx) = Scheduler::spawn(runner, config());
+        let t0 = Instant::now();
+        sched.upsert(
+            "pg",
+            target(5432),
+            deckhouse_spec(ProbeKind::Tcp, Some(1)),
+            t0,
+        );
+        assert_eq!(
+            starts(&mut rx, t0, 6).await,
+            vec![
+                (0, P),
+                (10_000, P),
+                (11_000, P),
+                (12_000, P),
+                (22_000, P),
+                (32_000, P)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recovery_streak_runs_fast_too_and_thresholds_keep_their_count() {
+        let runner = Planned::with(5432, &[BAD, BAD, BAD, BAD, OK, OK, OK]);
+        let (sched, mut rx) = Scheduler::spawn(runner, config());
+        let t0 = Instant::now();
+        let spec = ProbeSpec {
+            success_threshold: 3,
+            ..deckhouse_spec(ProbeKind::Tcp, Some(2))
+        };
+        sched.upsert("pg", target(5432), spec, t0);
+        let got = starts(&mut rx, t0, 8).await;
+        use crate::threshold::ProbeState::Unknown as U;
+        // No verdict yet: every result disagrees, so 0, 2, 4 s until failing at 4 s; agreeing
+        // failures at the period; the successes at 24 s, 26 s, 28 s (passing after 3); 38 s.
+        assert_eq!(
+            got,
+            vec![
+                (0, U),
+                (2_000, U),
+                (4_000, F),
+                (14_000, F),
+                (24_000, F),
+                (26_000, F),
+                (28_000, P),
+                (38_000, P)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_transition_period_the_schedule_is_unchanged() {
+        let runner = Planned::with(5432, &[OK, REFUSED, REFUSED, REFUSED]);
+        let (sched, mut rx) = Scheduler::spawn(runner.clone(), config());
+        let t0 = Instant::now();
+        let pg = ProbeKind::Postgres(crate::probe::PostgresSpec::new(Err("x".into())));
+        sched.upsert("pg", target(5432), deckhouse_spec(pg, None), t0);
+        let first = next(&mut rx).await;
+        assert_eq!(first.started, t0);
+        // Neither a session signal nor refused connects move anything: 10, 20, 30 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        runner.send(Signal {
+            target: target(5432),
+        });
+        assert_eq!(
+            starts(&mut rx, t0, 3).await,
+            vec![(10_000, P), (20_000, P), (30_000, F)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_connect_brings_the_next_run_forward_once() {
+        let runner = Planned::with(5432, &[OK, REFUSED, REFUSED, REFUSED, REFUSED]);
+        let (sched, mut rx) = Scheduler::spawn(runner, config());
+        let t0 = Instant::now();
+        sched.upsert(
+            "pg",
+            target(5432),
+            deckhouse_spec(ProbeKind::Tcp, Some(1)),
+            t0,
+        );
+        // Refused at 10 s: again at once (counted: 2 of 3), but that run's refusal does not
+        // trigger another: 11 s decides. Failing agrees: the period, refused or not.
+        assert_eq!(
+            starts(&mut rx, t0, 5).await,
+            vec![(0, P), (10_000, P), (10_000, P), (11_000, F), (21_000, F)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_closed_by_the_server_runs_the_next_probe_at_once() {
+        let runner = Planned::with(5432, &[OK, BAD, BAD, BAD]);
+        let (sched, mut rx) = Scheduler::spawn(runner.clone(), config());
+        let t0 = Instant::now();
+        let pg = ProbeKind::Postgres(crate::probe::PostgresSpec::new(Err("x".into())));
+        sched.upsert("pg", target(5432), deckhouse_spec(pg, Some(1)), t0);
+        // Another target's pair and a TCP pair on the same target are not woken.
+        let tcp = ProbeSpec {
+            name: "tcp".into(),
+            ..deckhouse_spec(ProbeKind::Tcp, Some(1))
+        };
+        sched.upsert("tcp", target(5432), tcp, t0);
+        let mut first = Vec::new();
+        for _ in 0..2 {
+            first.push(next(&mut rx).await.key);
+        }
+        first.sort();
+        assert_eq!(first, vec!["pg", "tcp"]);
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        runner.send(Signal {
+            target: target(9999),
+        });
+        runner.send(Signal {
+            target: target(5432),
+        });
+        // A second signal right after the signalled run: at most every transition period.
+        let r = next(&mut rx).await;
+        assert_eq!(
+            (r.key, (r.started - t0).as_millis(), r.state.state),
+            ("pg", 3_500, P)
+        );
+        runner.send(Signal {
+            target: target(5432),
+        });
+        let got = starts(&mut rx, t0, 2).await;
+        assert_eq!(got, vec![(4_500, P), (5_500, F)]);
+        // Failing: the period again, from 5.5 s; the TCP pair kept its own period all along.
+        let mut rest = Vec::new();
+        for _ in 0..3 {
+            let r = next(&mut rx).await;
+            rest.push((r.key, (r.started - t0).as_millis()));
+        }
+        rest.sort();
+        assert_eq!(rest, vec![("pg", 15_500), ("tcp", 10_000), ("tcp", 20_000)]);
     }
 }

@@ -344,6 +344,8 @@ pub fn plan_probe(
             .unwrap_or(1),
         failure_threshold: u32::try_from(defaults::effective_failure_threshold(probe).max(1))
             .unwrap_or(1),
+        transition_period: defaults::effective_transition_period_seconds(hc, probe)
+            .map(|t| secs(t, 1)),
     };
     ProbePlan::Run {
         spec,

@@ -118,6 +118,17 @@ impl Threshold {
         }
     }
 
+    /// Whether a result `ok` agrees with the state: a success of a passing probe or a failure
+    /// of a failing one. Any other result (including every result before a verdict) starts or
+    /// continues a streak that may change the state: fast transitions probe again sooner then.
+    pub fn agrees(&self, ok: bool) -> bool {
+        match self.state {
+            ProbeState::Passing => ok,
+            ProbeState::Failing => !ok,
+            ProbeState::Unknown => false,
+        }
+    }
+
     /// Forgets all results (e.g. the pod's IP changed): back to `Unknown` as of `now`.
     /// Returns the transition if the state was not already `Unknown`.
     pub fn reset(&mut self, now: SystemTime) -> Option<Transition> {
@@ -270,6 +281,21 @@ mod tests {
         assert_eq!((tr.from, tr.to), (P, U));
         assert_eq!(th, Threshold::new(t(2)));
         assert_eq!(th.reset(t(3)), None);
+    }
+
+    #[test]
+    fn only_results_that_confirm_the_state_agree() {
+        let mut th = Threshold::new(t(0));
+        assert!(!th.agrees(true) && !th.agrees(false), "no verdict yet");
+        th.record(true, "ok", t(1), 1, 3);
+        assert!(th.agrees(true) && !th.agrees(false));
+        // A failure streak under way: the state (passing) still decides what agrees.
+        th.record(false, "x", t(2), 1, 3);
+        assert!(th.agrees(true) && !th.agrees(false));
+        th.record(false, "x", t(3), 1, 3);
+        th.record(false, "x", t(4), 1, 3);
+        assert_eq!(th.state, F);
+        assert!(th.agrees(false) && !th.agrees(true));
     }
 
     #[test]

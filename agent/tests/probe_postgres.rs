@@ -393,3 +393,53 @@ async fn persistent_connection_reconnects_after_restart() {
     assert!(out.ok, "after coming back: {out:?}");
     assert_eq!(srv.probe_backends(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_session_closed_by_the_server_is_signalled() {
+    let srv = PgServer::start();
+    let prober = Prober::new();
+    let (tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
+    prober.set_signals(tx);
+    let p = pg("select 1");
+    let quiet = |signals: &mut tokio::sync::mpsc::UnboundedReceiver<swh_agent::probe::Signal>| {
+        assert!(signals.try_recv().is_err(), "no signal expected");
+    };
+
+    let out = probe(&prober, &srv, p.clone()).await;
+    assert!(out.ok && !out.signal, "{out:?}");
+    // Sessions the agent ends itself (released, per-probe) signal nothing.
+    prober.release(&spec(p.clone()), srv.target());
+    let per_probe = PostgresSpec {
+        connection: PgConnection::PerProbe,
+        ..pg("select 1")
+    };
+    let out = probe(&prober, &srv, per_probe).await;
+    assert!(out.ok, "{out:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    quiet(&mut signals);
+
+    // The server terminates the idle persistent session: signalled at once.
+    let out = probe(&prober, &srv, p.clone()).await;
+    assert!(out.ok, "{out:?}");
+    srv.admin(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+         where application_name = 'swh-agent'",
+    );
+    let got = tokio::time::timeout(Duration::from_secs(5), signals.recv()).await;
+    assert_eq!(
+        got.ok().flatten().map(|s| s.target),
+        Some(srv.target()),
+        "signal for the terminated session"
+    );
+    quiet(&mut signals);
+
+    // The server shuts down: signalled; the next probe is refused, itself a signal.
+    let out = probe(&prober, &srv, p.clone()).await;
+    assert!(out.ok && !out.signal, "reconnected: {out:?}");
+    srv.pg_ctl_stop();
+    let got = tokio::time::timeout(Duration::from_secs(5), signals.recv()).await;
+    assert_eq!(got.ok().flatten().map(|s| s.target), Some(srv.target()));
+    let out = probe(&prober, &srv, p.clone()).await;
+    assert!(!out.ok && out.signal, "{out:?}");
+    assert!(out.message.contains("connection refused"), "{out:?}");
+}

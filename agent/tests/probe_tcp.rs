@@ -36,6 +36,19 @@ async fn closed_port_fails_with_connection_refused() {
         .await;
     assert!(!out.ok);
     assert_eq!(out.message, "connection refused");
+    assert!(out.signal, "a refused connect is an immediate signal");
+}
+
+#[tokio::test]
+async fn only_a_refused_connect_is_a_signal() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = ProbeTarget::new("127.0.0.1".parse().unwrap(), port);
+    let out = Prober::new().probe(&tcp(), target).await;
+    assert!(out.ok && !out.signal, "{out:?}");
+    drop(listener);
+    let out = Prober::new().probe(&tcp(), target).await;
+    assert!(!out.ok && out.signal, "{out:?}");
 }
 
 #[tokio::test]

@@ -40,6 +40,10 @@ pub struct ProbeSpec {
     pub initial_delay: Duration,
     pub success_threshold: u32,
     pub failure_threshold: u32,
+    /// Fast transitions (`transitionPeriodSeconds`): while results disagree with the state, the
+    /// next run starts this long after the previous one instead of `period`. `None`: off (the
+    /// period throughout, and no immediate re-probes on signals).
+    pub transition_period: Option<Duration>,
 }
 
 impl ProbeSpec {
@@ -53,7 +57,13 @@ impl ProbeSpec {
             initial_delay: Duration::ZERO,
             success_threshold: 1,
             failure_threshold: 3,
+            transition_period: None,
         }
+    }
+
+    /// Whether fast transitions and immediate signals are on for this probe.
+    pub fn fast_transitions(&self) -> bool {
+        self.transition_period.is_some()
     }
 }
 
@@ -122,6 +132,10 @@ pub struct ProbeOutcome {
     pub message: String,
     /// Wall time of the attempt.
     pub duration: Duration,
+    /// An immediate signal seen during the attempt (a connect refused by the target): the
+    /// target is changing state, so a scheduler with fast transitions runs the next probe at
+    /// once. The outcome itself counts as one normal result.
+    pub signal: bool,
 }
 
 impl ProbeOutcome {
@@ -130,6 +144,7 @@ impl ProbeOutcome {
             ok: true,
             message: message.into(),
             duration,
+            signal: false,
         }
     }
 
@@ -138,8 +153,33 @@ impl ProbeOutcome {
             ok: false,
             message: message.into(),
             duration,
+            signal: false,
         }
     }
+
+    /// The same outcome, marked with an immediate signal.
+    pub fn with_signal(mut self, signal: bool) -> Self {
+        self.signal = signal;
+        self
+    }
+}
+
+/// An immediate signal seen outside of any attempt: the server closed the persistent
+/// PostgreSQL session held for `target` (e.g. it is shutting down). Sent by the [`Prober`] to
+/// the scheduler's channel ([`Prober::set_signals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal {
+    pub target: ProbeTarget,
+}
+
+tokio::task_local! {
+    /// Set by [`tcp::connect`] when a connect of the current attempt was refused.
+    static REFUSED: std::cell::Cell<bool>;
+}
+
+/// Records that a connect of the running attempt was refused (no-op outside an attempt).
+pub(crate) fn note_refused() {
+    let _ = REFUSED.try_with(|r| r.set(true));
 }
 
 /// Outcome of a probe body before timing is attached: `Ok(message)` passes, `Err(message)` fails.
@@ -187,16 +227,30 @@ impl Prober {
                 ProbeKind::Grpc(g) => grpc::probe(g, target).await,
             }
         };
-        let result = tokio::time::timeout(spec.timeout, attempt).await;
+        let (result, refused) = REFUSED
+            .scope(std::cell::Cell::new(false), async {
+                let result = tokio::time::timeout(spec.timeout, attempt).await;
+                (result, REFUSED.try_with(|r| r.get()).unwrap_or(false))
+            })
+            .await;
         let duration = start.elapsed();
-        match result {
+        let outcome = match result {
             Ok(Ok(message)) => ProbeOutcome::success(message, duration),
             Ok(Err(message)) => ProbeOutcome::failure(message, duration),
             Err(_) => ProbeOutcome::failure(
                 format!("timeout after {}", format_duration(spec.timeout)),
                 duration,
             ),
-        }
+        };
+        // A refused connect that the attempt recovered from (e.g. a redirect) signals nothing.
+        let signal = refused && !outcome.ok;
+        outcome.with_signal(signal)
+    }
+
+    /// Where immediate signals seen outside attempts go ([`Signal`]): the server closing a
+    /// persistent PostgreSQL session. Replaces an earlier channel.
+    pub fn set_signals(&self, signals: tokio::sync::mpsc::UnboundedSender<Signal>) {
+        self.inner.pg.set_signals(signals);
     }
 
     /// Drops any persistent connection held for (`spec`, `target`). Call it when a target or

@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::tls::{TlsCache, TlsKey, Verify};
-use super::{Attempt, ProbeTarget, describe_error, tcp};
+use super::{Attempt, ProbeTarget, Signal, describe_error, tcp};
 
 pub const DEFAULT_QUERY: &str = "select 1";
 const APPLICATION_NAME: &str = "swh-agent";
@@ -241,9 +242,19 @@ struct Slot {
 pub(crate) struct PgPool {
     slots: Mutex<HashMap<PgKey, Arc<Slot>>>,
     last_sweep: Mutex<Option<Instant>>,
+    /// Where to say that the server closed a persistent session ([`Signal`]).
+    signals: Mutex<Option<UnboundedSender<Signal>>>,
 }
 
 impl PgPool {
+    pub fn set_signals(&self, signals: UnboundedSender<Signal>) {
+        *lock(&self.signals) = Some(signals);
+    }
+
+    fn signals(&self) -> Option<UnboundedSender<Signal>> {
+        lock(&self.signals).clone()
+    }
+
     fn slot(&self, key: PgKey) -> Arc<Slot> {
         let now = Instant::now();
         let mut slots = lock(&self.slots);
@@ -305,7 +316,7 @@ pub(crate) async fn probe(
     let credentials = spec.credentials.as_ref().map_err(Clone::clone)?;
     match spec.connection {
         PgConnection::PerProbe => {
-            let session = connect(tls, spec, credentials, target).await?;
+            let session = connect(tls, spec, credentials, target, None).await?;
             query(&session, spec.query())
                 .await
                 .map_err(QueryError::into_message)
@@ -339,7 +350,7 @@ pub(crate) async fn probe(
                     }
                 }
             }
-            let session = connect(tls, spec, credentials, target).await?;
+            let session = connect(tls, spec, credentials, target, pool.signals()).await?;
             match query(&session, spec.query()).await {
                 Ok(msg) => {
                     *cached = Some(session);
@@ -363,11 +374,15 @@ async fn query(session: &Session, sql: &str) -> Result<String, QueryError> {
     result
 }
 
+/// Logs in. With `signals`, the end of the session that the client did not ask for (the server
+/// closed it, or the connection broke) is sent there as a [`Signal`]; a session the client ends
+/// (dropped: released, replaced, per-probe) ends cleanly and signals nothing.
 async fn connect(
     tls: &TlsCache,
     spec: &PostgresSpec,
     credentials: &PgCredentials,
     target: ProbeTarget,
+    signals: Option<UnboundedSender<Signal>>,
 ) -> Result<Session, String> {
     let db_name = spec
         .db_name
@@ -391,9 +406,7 @@ async fn connect(
             .connect_raw(stream, NoTls)
             .await
             .map_err(|e| describe_pg(&e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        tokio::spawn(watch_session(connection, target, signals.clone()));
         return Ok(Session {
             client,
             cancel: CancelCtx { target, tls: None },
@@ -423,9 +436,7 @@ async fn connect(
         .connect_raw(stream, connector)
         .await
         .map_err(|e| describe_pg(&e))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    tokio::spawn(watch_session(connection, target, signals.clone()));
     Ok(Session {
         client,
         cancel: CancelCtx {
@@ -433,6 +444,22 @@ async fn connect(
             tls: Some((client_config, name)),
         },
     })
+}
+
+/// Drives a session's connection until it ends; an end the client did not ask for is a
+/// [`Signal`] for `target`.
+async fn watch_session<F>(
+    connection: F,
+    target: ProbeTarget,
+    signals: Option<UnboundedSender<Signal>>,
+) where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    let closed_by_server = connection.await.is_err();
+    if closed_by_server && let Some(tx) = signals {
+        tracing::debug!(%target, "persistent PostgreSQL session closed by the server");
+        let _ = tx.send(Signal { target });
+    }
 }
 
 enum QueryError {

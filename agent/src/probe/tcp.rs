@@ -10,7 +10,12 @@ use super::{Attempt, ProbeTarget, describe_io};
 pub(crate) async fn connect(target: ProbeTarget) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(target.socket_addr())
         .await
-        .map_err(|e| describe_io(&e))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                super::note_refused();
+            }
+            describe_io(&e)
+        })?;
     // Not fatal: only affects latency.
     let _ = stream.set_nodelay(true);
     Ok(stream)
