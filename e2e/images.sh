@@ -27,7 +27,7 @@
 #
 # Usage: e2e/images.sh [--release] [--no-build] [--check]   (make images [RELEASE=1] [CHECK=1])
 #   --release   cargo build --release the three swh binaries and use target/release/
-#               (default: cargo build -p swh-controller -p swh-agent -p swh-webhook -p swh-e2e)
+#               (default: cargo build --workspace --bins, the same artifacts as `make build`)
 #   --no-build  use the binaries already in target/ (no cargo build)
 #   --check     then, as root (~20 s), run the images: from their unpacked layers (chroot as
 #               their user, in a private mount namespace) every binary starts (--help),
@@ -117,7 +117,7 @@ if [ "$build" = 1 ]; then
     cargo build --release -p swh-controller -p swh-agent -p swh-webhook
     cargo build -p swh-e2e --bin swh-backend
   else
-    cargo build -p swh-controller -p swh-agent -p swh-webhook -p swh-e2e
+    cargo build --workspace --bins
   fi
 fi
 for b in swh-controller swh-agent swh-webhook; do
