@@ -607,6 +607,9 @@ fn cni_config(n: &RealNode) -> String {
     )
 }
 
+/// The kubelet's configuration. Eviction thresholds are absolute and small: the nodes share
+/// the host's disk, whose 1 % can be gigabytes a developer's disk does not have free (pods
+/// were evicted at 166 MiB free of 2.5 GiB wanted).
 fn kubelet_config(n: &RealNode, ca: &Path) -> String {
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
@@ -625,7 +628,7 @@ clusterDomain: cluster.local
 resolvConf: {dir}/resolv.conf
 failSwapOn: false
 podLogsDir: {dir}/pod-logs
-evictionHard: {{memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}}
+evictionHard: {{memory.available: 100Mi, nodefs.available: 200Mi, imagefs.available: 200Mi, nodefs.inodesFree: 1%}}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 maxPods: 60
