@@ -238,45 +238,81 @@ fn helm_install_on_real_nodes_publishes_the_vm_example() {
         // The webhook validates and converts the v1alpha1 manifests: retry while its Service's
         // endpoints settle right after the rollout.
         let manifests = format!("{}---\n{}", seeds::WEB, seeds::SMTP);
-        testenv::wait_for(
-            "the VM example accepted (webhook reachable)",
-            Duration::from_secs(30),
-            || {
-                let m = manifests.clone();
-                async move {
-                    identity::kubectl(
-                        cluster,
-                        &["apply", "--server-side", "-n", ns, "-f", "-"],
-                        Some(&m),
+        let accepted = Instant::now();
+        loop {
+            match identity::kubectl(
+                cluster,
+                &["apply", "--server-side", "-n", ns, "-f", "-"],
+                Some(&manifests),
+            ) {
+                Ok(_) => break,
+                Err(e) if accepted.elapsed() > Duration::from_secs(30) => {
+                    let diag = |args: &[&str]| {
+                        identity::kubectl(cluster, args, None).unwrap_or_else(|e| e.to_string())
+                    };
+                    panic!(
+                        "the VM example not accepted within 30 s: {e}\n{}\n{}",
+                        diag(&["-n", NS, "get", "pods,endpointslices", "-o", "wide"]),
+                        diag(&[
+                            "-n",
+                            NS,
+                            "logs",
+                            "-l",
+                            "app.kubernetes.io/name=swh-webhook",
+                            "--tail=20"
+                        ]),
                     )
-                    .ok()
                 }
-            },
-        )
-        .await;
-        testenv::wait_for(
-            "web and smtp at 1/1 in their status",
-            Duration::from_secs(45),
-            || async {
-                let out = identity::kubectl(
-                    cluster,
-                    &[
-                        "get",
-                        "swh",
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        let statuses = || {
+            identity::kubectl(
+                cluster,
+                &[
+                    "get",
+                    "swh",
+                    "-n",
+                    ns,
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name}={.status.ready}{\"\\n\"}{end}",
+                ],
+                None,
+            )
+            .unwrap_or_default()
+        };
+        let published = Instant::now();
+        loop {
+            let out = statuses();
+            let mut got: Vec<&str> = out.lines().collect();
+            got.sort_unstable();
+            if got == ["smtp=1/1", "web=1/1"] {
+                break;
+            }
+            if published.elapsed() > Duration::from_secs(60) {
+                let diag = |args: &[&str]| {
+                    identity::kubectl(cluster, args, None).unwrap_or_else(|e| e.to_string())
+                };
+                panic!(
+                    "web and smtp not at 1/1 after 60 s: {got:?}\n{}\n{}\n{}",
+                    diag(&["get", "swh", "-n", ns, "-o", "yaml"]),
+                    diag(&["get", "pods,endpointslices", "-A", "-o", "wide"]),
+                    diag(&[
                         "-n",
-                        ns,
-                        "-o",
-                        "jsonpath={range .items[*]}{.metadata.name}={.status.ready}{\"\\n\"}{end}",
-                    ],
-                    None,
-                )
-                .ok()?;
-                let mut got: Vec<&str> = out.lines().collect();
-                got.sort_unstable();
-                (got == ["smtp=1/1", "web=1/1"]).then_some(())
-            },
-        )
-        .await;
+                        NS,
+                        "logs",
+                        "-l",
+                        "app.kubernetes.io/name=swh-agent",
+                        "--tail=30"
+                    ]),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        eprintln!(
+            "web and smtp at 1/1 {:.1}s after the example was applied",
+            published.elapsed().as_secs_f64()
+        );
         let ip = traffic::cluster_ip(&client, ns, "web")
             .await
             .expect("web's ClusterIP");
