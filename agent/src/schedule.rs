@@ -28,7 +28,7 @@
 //!   runner) makes the next run of the pairs probing that target start at once. The signal is
 //!   not a result: the run it triggers counts as one normal result. A run started by a signal
 //!   never triggers another immediate run, so a target that keeps signalling is probed at most
-//!   every `transition_period` (no tight loop).
+//!   twice per `transition_period` (no tight loop).
 //! - Every result goes to the results channel with the hysteresis state ([`Threshold`]) and the
 //!   transition it caused, if any. A full channel holds the scheduler back (backpressure).
 //!

@@ -535,6 +535,36 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str, Why)> {
             Why::Beta,
         ),
         (
+            "v1beta1: transitionPeriodSeconds zero",
+            set(
+                b(),
+                "/spec/healthcheck/probes/0/transitionPeriodSeconds",
+                json!(0),
+            ),
+            "transitionPeriodSeconds",
+            Why::BetaField,
+        ),
+        (
+            "v1beta1: transitionPeriodSeconds above the period",
+            set(
+                set(b(), "/spec/healthcheck/periodSeconds", json!(2)),
+                "/spec/healthcheck/probes/0/transitionPeriodSeconds",
+                json!(5),
+            ),
+            "transitionPeriodSeconds",
+            Why::BetaField,
+        ),
+        (
+            "v1beta1: transitionPeriodSeconds above the probe's period",
+            set(
+                set(b(), "/spec/healthcheck/probes/0/periodSeconds", json!(3)),
+                "/spec/healthcheck/probes/0/transitionPeriodSeconds",
+                json!(4),
+            ),
+            "transitionPeriodSeconds",
+            Why::BetaField,
+        ),
+        (
             "v1beta1: path with a space",
             set(b(), "/spec/healthcheck/probes/0/http/path", json!("/a b")),
             "spec.healthcheck.probes[0].http.path",
