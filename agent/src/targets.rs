@@ -474,3 +474,61 @@ pub fn mode_label(kind: &ProbeKind) -> &'static str {
         ProbeKind::Grpc(_) => "grpc",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> PodInfo {
+        PodInfo {
+            namespace: "db".into(),
+            name: "pg-0".into(),
+            uid: "u".into(),
+            labels: BTreeMap::new(),
+            ips: vec![IpAddr::from([10, 0, 0, 5])],
+            terminal: false,
+            ready: true,
+            terminating: false,
+            created: None,
+            ports: Vec::new(),
+        }
+    }
+
+    fn tcp_probe(period: Option<i32>, transition: Option<i32>) -> Probe {
+        Probe {
+            name: "tcp".into(),
+            mode: ProbeMode::Tcp,
+            period_seconds: period,
+            transition_period_seconds: transition,
+            tcp: Some(v1beta1::TcpProbe {
+                port: IntOrString::Int(5432),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn transition_of(hc: &Healthcheck, probe: &Probe) -> Option<Duration> {
+        match plan_probe(hc, probe, &pod(), None) {
+            ProbePlan::Run { spec, .. } => spec.transition_period,
+            other => panic!("not planned to run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn transition_period_is_planned_only_when_set() {
+        let hc = Healthcheck {
+            period_seconds: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(transition_of(&hc, &tcp_probe(None, None)), None);
+        assert_eq!(
+            transition_of(&hc, &tcp_probe(None, Some(1))),
+            Some(Duration::from_secs(1))
+        );
+        // Never longer than the probe's own period (validation denies it; the agent clamps).
+        assert_eq!(
+            transition_of(&hc, &tcp_probe(Some(3), Some(7))),
+            Some(Duration::from_secs(3))
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! `network.deckhouse.io/v1beta1`: the storage version. The controller and agent speak only this.
 //!
 //! Compared with v1alpha1: named probes (`name`, a unique DNS label), `port` as int-or-string,
-//! per-probe `periodSeconds`/`initialDelaySeconds`, HTTP `expectedStatuses` ranges and
+//! per-probe `periodSeconds`/`initialDelaySeconds`/`transitionPeriodSeconds` (fast transitions:
+//! the interval used while a pod's probe state is changing), HTTP `expectedStatuses` ranges and
 //! `bodyContains`, a gRPC health probe, PostgreSQL `connection` and `tls`, opt-in `failOpen`,
 //! and a richer status (per-pod, per-probe state written by each node's agent with server-side
 //! apply). Every field is optional in Rust so conversion is exact; defaults live in the schema and
