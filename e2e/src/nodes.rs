@@ -282,6 +282,17 @@ impl RealNodes {
         for n in &self.nodes {
             create_cgroup(&n.cgroup)?;
         }
+        // Fixed host paths the kubelet (device-plugin socket) and the CNI library (result
+        // cache) use whatever their configuration says: marked when we create them, so the
+        // last cluster down removes them.
+        for d in HOST_DIRS {
+            let d = Path::new(d);
+            if !d.exists() {
+                std::fs::create_dir_all(d).map_err(io(format!("creating {}", d.display())))?;
+                std::fs::write(d.join(HOST_DIR_MARKER), "created by swh-local\n")
+                    .map_err(io(format!("marking {}", d.display())))?;
+            }
+        }
         Ok(())
     }
 
@@ -335,7 +346,11 @@ impl RealNodes {
                 }
             }
         }
-        // 5. Network: host routes, namespaces (their links, bridges and nft tables go along).
+        // 5. The CNI result cache entries of our pods (they name their netns under our run
+        // dirs), and the fixed host dirs once no cluster of ours uses them.
+        remove_cni_cache(&self.nodes);
+        remove_host_dirs_if_unused();
+        // 6. Network: host routes, namespaces (their links, bridges and nft tables go along).
         for r in &self.host_routes {
             let _ = ip(&["route", "del", r]);
         }
@@ -391,7 +406,66 @@ impl RealNodes {
                 .into_iter()
                 .map(|p| format!("process {p}")),
         );
+        if let Ok(entries) = std::fs::read_dir(CNI_CACHE) {
+            for e in entries.flatten() {
+                let c = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if self
+                    .nodes
+                    .iter()
+                    .any(|n| c.contains(&format!("{}/", n.run_dir.display())))
+                {
+                    left.push(format!("CNI cache {}", e.path().display()));
+                }
+            }
+        }
         left
+    }
+}
+
+/// Host directories the kubelet and the CNI library use at fixed paths.
+const HOST_DIRS: [&str; 2] = ["/var/lib/kubelet", "/var/lib/cni"];
+const HOST_DIR_MARKER: &str = ".created-by-swh-local";
+const CNI_CACHE: &str = "/var/lib/cni/results";
+
+fn remove_cni_cache(nodes: &[RealNode]) {
+    let Ok(entries) = std::fs::read_dir(CNI_CACHE) else {
+        return;
+    };
+    let ours: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}/", n.run_dir.display()))
+        .collect();
+    for e in entries.flatten() {
+        let mine = std::fs::read_to_string(e.path())
+            .is_ok_and(|c| ours.iter().any(|o| c.contains(o.as_str())));
+        if mine {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Removes the fixed host dirs this harness created once no kubelet runs on the host and
+/// the CNI cache holds nothing (another cluster may still be up).
+fn remove_host_dirs_if_unused() {
+    let kubelet_running = std::fs::read_dir("/proc").is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            std::fs::read_link(e.path().join("exe"))
+                .is_ok_and(|exe| exe.file_name().is_some_and(|f| f == "kubelet"))
+        })
+    });
+    if kubelet_running {
+        return;
+    }
+    let cache_empty = std::fs::read_dir(CNI_CACHE).map_or(true, |mut d| d.next().is_none());
+    for d in HOST_DIRS {
+        let d = Path::new(d);
+        if !d.join(HOST_DIR_MARKER).exists() {
+            continue;
+        }
+        if d == Path::new("/var/lib/cni") && !cache_empty {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(d);
     }
 }
 
@@ -846,10 +920,16 @@ ports: [{{name: https, port: 6443, protocol: TCP}}]
             .arg(format!("--hostname-override={}", n.name))
             .arg(format!("--node-ip={}", n.node_ip))
             .arg(format!("--root-dir={}", n.dir.join("kubelet").display()))
+            // Its serving certificate; the default is the host's /var/lib/kubelet/pki.
+            .arg(format!(
+                "--cert-dir={}",
+                n.dir.join("kubelet-pki").display()
+            ))
             .arg("--v=1");
         cluster.spawn(&format!("kubelet-{}", n.name), k)?;
-    }
-    for n in &rn.nodes {
+        // One at a time: every kubelet opens its device-plugin socket at the fixed path
+        // /var/lib/kubelet/device-plugins/kubelet.sock, and two starting at once race on it
+        // ("address already in use").
         let kc = cluster.kubeconfig.clone();
         let kubectl = bin.join("kubectl");
         let name = n.name.clone();
