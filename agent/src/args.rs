@@ -28,7 +28,7 @@ pub struct Args {
     /// Timeout of one API request (connect, send, each wait for the response), in seconds. A
     /// timed-out write is retried with backoff like any failed one. Lists and watches use the
     /// connect/send part; their read timeout is beyond the server's watch timeout.
-    #[arg(long, env = "SWH_API_TIMEOUT_SECONDS", default_value_t = crate::client::DEFAULT_API_TIMEOUT_SECS,
+    #[arg(long, env = "SWH_API_TIMEOUT_SECONDS", default_value_t = swh_runtime::client::DEFAULT_API_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub api_timeout_seconds: u64,
     /// Log format on stderr; the level comes from RUST_LOG (default info).

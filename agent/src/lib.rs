@@ -9,7 +9,6 @@
 
 pub mod admin;
 pub mod args;
-pub mod client;
 pub mod events;
 pub mod index;
 pub mod metrics;

@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         !node.is_empty(),
         "NODE_NAME is empty: set it from the downward API (spec.nodeName)"
     );
-    let clients = crate::client::clients(Duration::from_secs(args.api_timeout_seconds))
+    let clients = swh_runtime::client::clients(Duration::from_secs(args.api_timeout_seconds))
         .await
         .context("creating the Kubernetes client (KUBECONFIG or in-cluster service account)")?;
     let cancel = CancellationToken::new();
@@ -408,7 +408,7 @@ pub struct Engine {
 
 impl Engine {
     fn new(
-        clients: crate::client::Clients,
+        clients: swh_runtime::client::Clients,
         node: String,
         scheduler: Scheduler<TargetKey>,
         tx: mpsc::Sender<Input>,

@@ -13,7 +13,6 @@
 pub mod admin;
 pub mod adoption;
 pub mod child;
-pub mod client;
 pub mod leader;
 pub mod managed_fields;
 pub mod metrics;
@@ -104,7 +103,7 @@ pub struct Args {
     /// Timeout of one API request (connect, send, each wait for the response), in seconds. A
     /// timed-out write fails the reconcile, which is retried with backoff. Lists and watches
     /// use the connect/send part; their read timeout is beyond the server's watch timeout.
-    #[arg(long, env = "SWH_API_TIMEOUT_SECONDS", default_value_t = client::DEFAULT_API_TIMEOUT_SECS,
+    #[arg(long, env = "SWH_API_TIMEOUT_SECONDS", default_value_t = swh_runtime::client::DEFAULT_API_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub api_timeout_seconds: u64,
 }
@@ -247,7 +246,7 @@ where
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.validate()?;
     let api_timeout = Duration::from_secs(args.api_timeout_seconds);
-    let clients = client::clients(api_timeout).await?;
+    let clients = swh_runtime::client::clients(api_timeout).await?;
     // Requests (reconciles, status, janitor, events, the Lease) time out after `api_timeout`;
     // the reflectors use the watch client.
     let client = clients.requests.clone();
