@@ -122,7 +122,7 @@ async fn status_keeps_flowing_while_the_webhook_is_down() {
     let Some(cluster) = guard.0.as_ref() else {
         return;
     };
-    let client = testenv::admin_client(&cluster).await.expect("client");
+    let client = testenv::admin_client(cluster).await.expect("client");
     let ns = "outage";
     objects::ensure_namespace(&client, ns).await.expect("ns");
     let (ip, _) = cluster.pod_network.alloc_pod_ips().expect("pod IP");
