@@ -124,14 +124,23 @@ pub async fn deploy(
         None,
     )
     .map_err(step("secret"))?;
+    apply_seeds_and_wait(cluster, client, Duration::from_secs(120)).await
+}
+
+/// Applies the Deckhouse seed manifests in [`NAMESPACE`] and waits until every seed SWH
+/// publishes its endpoints and the controller's status shows the counts (Deckhouse's
+/// defaults: initialDelaySeconds 10, periodSeconds 10).
+async fn apply_seeds_and_wait(
+    cluster: &LocalCluster,
+    client: &Client,
+    limit: Duration,
+) -> Result<(), DemoError> {
     identity::kubectl(
         cluster,
         &["apply", "-n", NAMESPACE, "-f", "-"],
         Some(&crate::seeds::all()),
     )
     .map_err(step("SWH manifests"))?;
-
-    // Defaults: initialDelaySeconds 10, periodSeconds 10.
     let want = [
         ("web", 1usize),
         ("smtp", 1),
@@ -150,10 +159,11 @@ pub async fn deploy(
         if done && status_caught_up(cluster, &want)? {
             return Ok(());
         }
-        if start.elapsed() > Duration::from_secs(120) {
-            return Err(DemoError::Step(
-                "the seed services did not publish their endpoints within 120 s".into(),
-            ));
+        if start.elapsed() > limit {
+            return Err(DemoError::Step(format!(
+                "the seed services did not publish their endpoints within {} s",
+                limit.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -318,37 +328,7 @@ pub async fn deploy_real(cluster: &LocalCluster, client: &Client) -> Result<(), 
     crate::traffic::wait_pod_ready(client, NAMESPACE, "my-vm", Duration::from_secs(120))
         .await
         .map_err(step("pod my-vm"))?;
-    identity::kubectl(
-        cluster,
-        &["apply", "-n", NAMESPACE, "-f", "-"],
-        Some(&crate::seeds::all()),
-    )
-    .map_err(step("SWH manifests"))?;
-    let want = [
-        ("web", 1usize),
-        ("smtp", 1),
-        ("postgres-read", 3),
-        ("postgres-write", 1),
-    ];
-    let start = std::time::Instant::now();
-    loop {
-        let mut done = true;
-        for (svc, n) in want {
-            let ready = crate::slices::ready(client, NAMESPACE, svc)
-                .await
-                .map_err(step("slices"))?;
-            done &= ready.len() == n;
-        }
-        if done && status_caught_up(cluster, &want)? {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(180) {
-            return Err(DemoError::Step(
-                "the seed services did not publish their endpoints within 180 s".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    apply_seeds_and_wait(cluster, client, Duration::from_secs(180)).await?;
     eprintln!(
         "seed SWHs published {:.1}s after the demo started",
         started.elapsed().as_secs_f64()
